@@ -1,0 +1,108 @@
+//! The coroutine layer: stacks and the context switch, and nothing of the scheduler.
+//!
+//! A [`Fiber`] is a function running on its own [`stack::Stack`]. Resuming it switches
+//! the CPU onto that stack until the function suspends itself through its
+//! [`Yielder`] or returns. The switch itself is corosensei's (about 2 ns a round trip
+//! here); this layer adds the stacks (`stack`) and the overflow report (`overflow`).
+//!
+//! ```text
+//!   worker thread stack                coroutine stack (mmapped, pooled)
+//!   +--------------------+             +--------------------+  <- base (high)
+//!   | scheduler loop     |  resume ->  | fiber entry        |
+//!   | Fiber::resume      |             | user closure ...   |
+//!   +--------------------+  <- suspend | Yielder::suspend   |
+//!                                      |        ...         |
+//!                                      +--------------------+
+//!                                      | guard page         |  <- limit (low)
+//!                                      +--------------------+
+//! ```
+//!
+//! A `Fiber` is `!Send`: once it has run on a thread it stays there (see
+//! `docs/safety.md`). The runtime wraps it in a type that may cross threads only
+//! while unstarted, or under the `unsafe` migratable contract.
+
+pub mod overflow;
+pub mod stack;
+
+use stack::Stack;
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!(
+    "corun supports x86_64 Linux only for now: its stacks and guard pages use Linux mmap/madvise"
+);
+
+/// Handle a running fiber uses to suspend itself, passing a value of type `Y` out.
+pub struct Suspender<'a, Y> {
+    yielder: &'a corosensei::Yielder<(), Y>,
+    info: &'a overflow::OverflowInfo,
+}
+
+impl<Y> Suspender<'_, Y> {
+    /// Switches back to whoever resumed this fiber; returns when it is resumed again.
+    #[inline]
+    pub fn suspend(&self, val: Y) {
+        self.yielder.suspend(val);
+        // SAFETY: `info` lives in the fiber's entry frame, which outlives every
+        // suspend of the fiber, and `Fiber::resume` clears the pointer when the
+        // fiber switches out.
+        unsafe { overflow::enter(self.info) };
+    }
+}
+
+/// A function running on its own stack, suspended or not yet started.
+pub struct Fiber<Y> {
+    co: corosensei::Coroutine<(), Y, (), Stack>,
+}
+
+impl<Y: 'static> Fiber<Y> {
+    /// Prepares `f` to run on `stack`; nothing runs until [`Fiber::resume`]. `name`
+    /// (or `#id`) labels the fiber in the stack overflow report.
+    ///
+    /// `f` must not let a panic escape: the runtime catches panics at the root so
+    /// that no unwind ever crosses the switch.
+    pub fn new(
+        stack: Stack,
+        name: Option<&str>,
+        id: u64,
+        f: impl FnOnce(&Suspender<'_, Y>) + 'static,
+    ) -> Fiber<Y> {
+        let mut info = overflow::OverflowInfo::for_stack(&stack, name.unwrap_or(""));
+        if name.is_none() {
+            info.set_id(id);
+        }
+        let entry = move |y: &corosensei::Yielder<(), Y>, ()| {
+            // `info` now lives on the fiber's own stack, at its top.
+            // SAFETY: `info` outlives the fiber's run; `resume` clears the pointer
+            // at every switch out.
+            unsafe { overflow::enter(&info) };
+            f(&Suspender {
+                yielder: y,
+                info: &info,
+            });
+        };
+        Fiber {
+            co: corosensei::Coroutine::with_stack(stack, entry),
+        }
+    }
+
+    /// Runs the fiber until it suspends (`Some(value)`) or returns (`None`).
+    #[inline]
+    pub fn resume(&mut self) -> Option<Y> {
+        let r = self.co.resume(());
+        overflow::leave();
+        match r {
+            corosensei::CoroutineResult::Yield(y) => Some(y),
+            corosensei::CoroutineResult::Return(()) => None,
+        }
+    }
+
+    /// True once the function has returned.
+    pub fn done(&self) -> bool {
+        self.co.done()
+    }
+
+    /// Gives the stack back once the fiber has finished (or unwinds it first).
+    pub fn into_stack(self) -> Stack {
+        self.co.into_stack()
+    }
+}

@@ -1,0 +1,108 @@
+//! corun: Go's runtime as a Rust library.
+//!
+//! Stackful coroutines written as plain blocking code, spread by an M:N
+//! work-stealing scheduler (Go's G/P/M) over every core, with a safe API that is
+//! sound: a coroutine may change thread only before it first runs.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! let sum = Arc::new(AtomicU64::new(0));
+//! let handles: Vec<_> = (1..=100u64)
+//!     .map(|i| {
+//!         let sum = sum.clone();
+//!         corun::go!(move || {
+//!             corun::yield_now(); // let the others run
+//!             sum.fetch_add(i, Ordering::Relaxed);
+//!         })
+//!     })
+//!     .collect();
+//! for h in handles {
+//!     h.join().unwrap();
+//! }
+//! assert_eq!(sum.load(Ordering::Relaxed), 5050);
+//! ```
+//!
+//! - [`go!`] / [`spawn`] / [`Builder`] start coroutines; [`JoinHandle::join`] waits.
+//! - [`yield_now`], [`sleep`], [`park`] and [`current`] act on the calling coroutine,
+//!   or on the calling thread outside one, so the same code works in both.
+//! - [`scope`] runs coroutines that borrow from the caller's stack.
+//! - [`Runtime`] builds a runtime of its own; without one, a default runtime starts
+//!   on first use.
+//!
+//! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
+//! contract.
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod coroutine;
+mod loom;
+mod runtime;
+mod time;
+
+pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
+pub use runtime::cancel::Cancelled;
+pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};
+pub use runtime::local::LocalKey;
+pub use runtime::metrics::{Metrics, WorkerMetrics};
+pub use runtime::scope::{scope, Scope, ScopedJoinHandle};
+pub use runtime::spawn::{spawn, Builder, SpawnError};
+pub use time::{sleep, sleep_until};
+
+/// Spawns a coroutine running the closure; shorthand for [`spawn`].
+///
+/// ```
+/// let h = corun::go!(|| "hello from a coroutine");
+/// assert_eq!(h.join().unwrap(), "hello from a coroutine");
+/// ```
+#[macro_export]
+macro_rules! go {
+    ($f:expr) => {
+        $crate::spawn($f)
+    };
+}
+
+/// Lets the other runnable coroutines of this worker run, then continues. On a
+/// plain thread it yields the thread.
+///
+/// ```
+/// let h = corun::spawn(|| {
+///     for _ in 0..3 {
+///         corun::yield_now();
+///     }
+///     "done"
+/// });
+/// assert_eq!(h.join().unwrap(), "done");
+/// ```
+pub fn yield_now() {
+    runtime::park::yield_now()
+}
+
+/// Blocks the calling coroutine (freeing its worker) or thread until
+/// [`Coroutine::unpark`] is called on it. May return spuriously: call it in a loop
+/// that checks a condition, as with `std::thread::park`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// let flag = Arc::new(AtomicBool::new(false));
+/// let f = flag.clone();
+/// let h = corun::spawn(move || {
+///     while !f.load(Ordering::Acquire) {
+///         corun::park();
+///     }
+/// });
+/// flag.store(true, Ordering::Release);
+/// h.coroutine().unpark();
+/// h.join().unwrap();
+/// ```
+pub fn park() {
+    runtime::park::park()
+}
+
+/// As [`park`], returning after `timeout` at the latest.
+pub fn park_timeout(timeout: std::time::Duration) {
+    runtime::park::park_until(std::time::Instant::now() + timeout)
+}

@@ -1,0 +1,314 @@
+//! [`Runtime`]: building one, running code on it, and shutting it down.
+
+use super::context;
+use super::idle::Idle;
+use super::inject::Inject;
+use super::join::JoinHandle;
+use super::metrics::Metrics;
+use super::queue;
+use super::shared::{Remote, Shared};
+use super::spawn::Builder;
+use crate::coroutine::stack::StackPool;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+
+/// Default usable stack size of a coroutine: 256 KiB of address space, of which only
+/// the pages a coroutine touches cost memory.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Configures a [`Runtime`].
+///
+/// ```
+/// let rt = corun::Runtime::builder().workers(2).stack_size(64 * 1024).build().unwrap();
+/// assert_eq!(rt.block_on(|| 1 + 1), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    workers: Option<usize>,
+    stack_size: usize,
+    name: String,
+}
+
+impl RuntimeBuilder {
+    /// Number of workers (Ms, each with its P). Default: `CORUN_WORKERS` if set,
+    /// else the number of CPUs.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default stack size of its coroutines, in bytes (rounded up to pages).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Prefix of its worker threads' names (default `corun`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// Errors: 0 workers, a `CORUN_WORKERS` that is not a positive number, a stack
+    /// size below two pages, or a worker thread the OS refused.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.workers {
+            Some(n) => n,
+            None => workers_from_env()?,
+        };
+        if workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a corun runtime needs at least 1 worker, got 0",
+            ));
+        }
+        let stacks = StackPool::new(self.stack_size)?;
+        crate::coroutine::overflow::install();
+        install_panic_hook();
+        let mut locals = Vec::with_capacity(workers);
+        let mut remotes = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (l, s) = queue::local();
+            locals.push(l);
+            remotes.push(Remote::new(s));
+        }
+        let shared = Arc::new(Shared {
+            remotes: remotes.into_boxed_slice(),
+            inject: Inject::new(),
+            idle: Idle::new(workers),
+            stacks,
+            shutdown: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            migratable: crate::loom::sync::Mutex::new(Default::default()),
+            name: self.name.clone(),
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for (i, local) in locals.into_iter().enumerate() {
+            let sh = shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("{}-worker-{i}", self.name))
+                .spawn(move || super::worker::run(sh, i, local));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let rt = Runtime {
+                        handle: Handle { shared },
+                        threads: Mutex::new(threads),
+                    };
+                    drop(rt);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Runtime {
+            handle: Handle { shared },
+            threads: Mutex::new(threads),
+        })
+    }
+}
+
+fn workers_from_env() -> io::Result<usize> {
+    match std::env::var("CORUN_WORKERS") {
+        Ok(v) => v.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CORUN_WORKERS={v:?} is not a positive number of workers: set it to e.g. 4, or unset it to use every CPU"),
+            )
+        }),
+        Err(_) => Ok(num_cpus::get().max(1)),
+    }
+}
+
+/// A corun runtime: worker threads running coroutines.
+///
+/// Dropping it unwinds every coroutine still alive (youngest first; their `join()`
+/// returns `Err` with a [`crate::Cancelled`] payload), drops those never started,
+/// joins its threads and unmaps its stacks.
+pub struct Runtime {
+    handle: Handle,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+/// A cloneable reference to a runtime, to spawn on it from anywhere.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Runtime {
+    /// A builder with the defaults.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            workers: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            name: "corun".into(),
+        }
+    }
+
+    /// A runtime with the defaults.
+    pub fn new() -> io::Result<Runtime> {
+        Self::builder().build()
+    }
+
+    /// Its handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns `f` as a coroutine on this runtime.
+    ///
+    /// # Panics
+    /// If the runtime is shutting down.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.spawn(f)
+    }
+
+    /// Runs `f` as a coroutine and blocks the calling thread until it ends; its panic
+    /// is raised again here.
+    ///
+    /// # Panics
+    /// If called from inside one of this runtime's own coroutines (it would block a
+    /// worker on itself): spawn and `join` instead.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(p) = context::current_task_ptr() {
+            // SAFETY: on the coroutine's own stack its task is alive.
+            if std::ptr::eq(
+                unsafe { p.as_ref() }.header.rt,
+                Arc::as_ptr(&self.handle.shared),
+            ) {
+                panic!("Runtime::block_on called from inside one of its own coroutines: use corun::spawn(..).join() instead");
+            }
+        }
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+
+    /// A snapshot of its counters.
+    pub fn metrics(&self) -> Metrics {
+        self.handle.metrics()
+    }
+}
+
+impl Handle {
+    /// Spawns `f` as a coroutine on this runtime; see [`Runtime::spawn`].
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match Builder::new().spawn_on(self, f) {
+            Ok(h) => h,
+            Err(e) => panic!("corun::Handle::spawn failed: {e}"),
+        }
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> Metrics {
+        let s = &self.shared;
+        Metrics {
+            workers: s.remotes.iter().map(|r| r.counters.snapshot()).collect(),
+            live: s.live.load(Ordering::Relaxed),
+            stacks_mapped: s.stacks.mapped(),
+            stacks_pooled: s.stacks.pooled(),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if context::with_worker(|w| w.owned_by(&self.handle.shared)) == Some(true) {
+            // Joining our own threads from one of them would never return.
+            eprintln!(
+                "corun: a Runtime was dropped from inside one of its own coroutines; leaking it"
+            );
+            return;
+        }
+        let s = &self.handle.shared;
+        s.shutdown.store(true, Ordering::SeqCst);
+        s.inject.close();
+        for r in s.remotes.iter() {
+            r.parker.unpark();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+
+/// The default runtime, started on first use with the default settings.
+pub(crate) fn default_handle() -> &'static Handle {
+    &DEFAULT
+        .get_or_init(|| match Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => panic!("corun could not start its default runtime: {e}"),
+        })
+        .handle
+}
+
+/// The caller's runtime (its coroutine's, or its worker's), else the default one.
+pub(crate) fn current_or_default() -> Handle {
+    if let Some(p) = context::current_task_ptr() {
+        // SAFETY: on the coroutine's own stack its task is alive; its runtime
+        // outlives it. The Arc behind `rt` is alive, so taking a count is sound.
+        let rt = unsafe { p.as_ref() }.header.rt;
+        // SAFETY: `rt` came from `Arc::as_ptr` of a live `Arc<Shared>`.
+        let shared = unsafe {
+            Arc::increment_strong_count(rt);
+            Arc::from_raw(rt)
+        };
+        return Handle { shared };
+    }
+    if let Some(shared) = context::with_worker(|w| w.shared.clone()) {
+        return Handle { shared };
+    }
+    default_handle().clone()
+}
+
+/// Names the coroutine in panic messages: `coroutine 'name' (#id) panicked at ...`.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let Some(p) = context::current_task_ptr() else {
+                return prev(info);
+            };
+            // SAFETY: the hook runs on the panicking coroutine's stack.
+            let label = unsafe { p.as_ref() }.header.label();
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(|s| s.as_str()))
+                .unwrap_or("Box<dyn Any>");
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let worker = thread::current().name().unwrap_or("?").to_owned();
+            eprintln!("coroutine {label} panicked{at} (on {worker}):\n{msg}");
+        }));
+    });
+}

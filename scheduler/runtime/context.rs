@@ -1,0 +1,60 @@
+//! The thread-locals of the runtime: which worker this thread is, and which coroutine
+//! it is running.
+//!
+//! Every accessor is `#[inline(never)]`: a coroutine that is `migratable` may resume on
+//! another thread, and a thread-local address that LLVM cached in a register across
+//! the switch would then point at the old thread's copy. An opaque call re-reads it.
+
+use super::task::{Body, Task, G};
+use super::worker::Worker;
+use std::cell::Cell;
+use std::ptr;
+use std::sync::Arc;
+
+thread_local! {
+    static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<Option<ptr::NonNull<Task<dyn Body>>>> = const { Cell::new(None) };
+}
+
+/// Marks this thread as running worker `w` (null when it stops).
+#[inline(never)]
+pub(crate) fn set_worker(w: *const Worker) {
+    WORKER.with(|c| c.set(w));
+}
+
+/// Runs `f` on this thread's worker, if it is one.
+#[inline(never)]
+pub(crate) fn with_worker<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
+    let w = WORKER.with(|c| c.get());
+    // SAFETY: the pointer is set by the worker loop for as long as its `Worker` lives on
+    // this thread's stack frame, and cleared before that frame ends.
+    unsafe { w.as_ref() }.map(f)
+}
+
+/// Records the coroutine this thread is about to run (None after it suspends).
+#[inline(never)]
+pub(crate) fn set_current(g: Option<&G>) {
+    CURRENT.with(|c| c.set(g.map(|g| ptr::NonNull::from(&**g))));
+}
+
+/// The running coroutine, as a raw pointer to its task.
+///
+/// The task stays alive while the coroutine runs (the worker's registry holds it), so
+/// code running *on the coroutine's own stack* may dereference it.
+#[inline(never)]
+pub(crate) fn current_task_ptr() -> Option<ptr::NonNull<Task<dyn Body>>> {
+    CURRENT.with(|c| c.get())
+}
+
+/// The running coroutine, if any.
+pub(crate) fn current_task() -> Option<G> {
+    current_task_ptr().map(|p| {
+        // SAFETY: `p` came from a live `G` (an `Arc`) and that Arc is still alive (see
+        // `current_task_ptr`); taking one more strong count and rebuilding an `Arc`
+        // from the same pointer is the documented `Arc::from_raw` use.
+        unsafe {
+            Arc::increment_strong_count(p.as_ptr());
+            Arc::from_raw(p.as_ptr())
+        }
+    })
+}

@@ -1,0 +1,165 @@
+//! Waiting for a coroutine: [`JoinHandle`], and [`Coroutine`], a handle to one.
+
+use super::park::{self, Waiter};
+use super::task::G;
+use std::fmt;
+use std::marker::PhantomData;
+use std::thread;
+
+/// An owned permission to wait for a coroutine and take its result.
+///
+/// Dropping it detaches the coroutine. `join` parks the calling coroutine, or blocks
+/// the calling thread, until the coroutine ends.
+pub struct JoinHandle<T> {
+    g: G,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> JoinHandle<T> {
+    /// The handle of `g`, whose closure returns `T`.
+    pub(crate) fn new(g: G) -> Self {
+        JoinHandle { g, _t: PhantomData }
+    }
+
+    /// Waits for the coroutine to end and returns what its closure returned, or
+    /// `Err(payload)` if it panicked, as `std::thread::JoinHandle::join` does. A
+    /// coroutine unwound by corun gives a [`crate::Cancelled`] payload, one whose
+    /// stack could not be mapped a [`crate::SpawnError`].
+    ///
+    /// ```
+    /// let h = corun::spawn(|| panic!("boom"));
+    /// let err = h.join().unwrap_err();
+    /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
+    pub fn join(self) -> thread::Result<T> {
+        let h = &self.g.header;
+        // SAFETY: `join` consumes the only handle, so this is the only joiner.
+        if !h.is_finished() && unsafe { h.set_joiner(Waiter::current()) } {
+            while !h.is_finished() {
+                park::park();
+            }
+        }
+        let mut out: Option<thread::Result<T>> = None;
+        // SAFETY: `out` has this handle's `T`, which is the closure's result type (the
+        // handle was made with it), and the coroutine has finished.
+        unsafe { self.g.body.take_output(&mut out as *mut _ as *mut ()) };
+        out.expect("a finished coroutine has a result")
+    }
+
+    /// True once the coroutine has ended (returned, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.g.header.is_finished()
+    }
+
+    /// The coroutine's identity.
+    pub fn coroutine(&self) -> Coroutine {
+        Coroutine {
+            w: Waiter::Coroutine(self.g.clone()),
+            thread_id: 0,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.g.header.id)
+            .finish()
+    }
+}
+
+/// A handle to a coroutine (or, outside one, to the calling thread): its id and
+/// name, and [`Coroutine::unpark`] to wake it from [`crate::park`].
+///
+/// ```
+/// let h = corun::spawn(|| corun::current().id());
+/// let id = h.coroutine().id();
+/// assert_eq!(h.join().unwrap(), id);
+/// ```
+#[derive(Clone)]
+pub struct Coroutine {
+    w: Waiter,
+    thread_id: u64,
+}
+
+/// A coroutine's unique id. Plain threads get ids from the same sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoroutineId(u64);
+
+impl CoroutineId {
+    /// The id as a number.
+    pub fn as_u64(&self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for CoroutineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl Coroutine {
+    /// Its id.
+    pub fn id(&self) -> CoroutineId {
+        match &self.w {
+            Waiter::Coroutine(g) => CoroutineId(g.header.id),
+            Waiter::Thread(_) => CoroutineId(self.thread_id),
+        }
+    }
+
+    /// Its name, if it was given one (a thread's name outside a coroutine).
+    pub fn name(&self) -> Option<&str> {
+        match &self.w {
+            Waiter::Coroutine(g) => g.header.name.as_deref(),
+            Waiter::Thread(t) => t.name(),
+        }
+    }
+
+    /// True if this handle stands for a plain thread, not a coroutine.
+    pub fn is_thread(&self) -> bool {
+        matches!(self.w, Waiter::Thread(_))
+    }
+
+    /// Wakes it if it is parked in [`crate::park`], or makes its next `park` return
+    /// at once.
+    pub fn unpark(&self) {
+        self.w.unpark();
+    }
+}
+
+impl fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+thread_local! {
+    static THREAD_ID: u64 = super::spawn::next_id();
+}
+
+/// The calling coroutine, or the calling thread outside one.
+///
+/// ```
+/// let me = corun::current();
+/// assert!(me.is_thread());
+/// let h = corun::spawn(|| corun::current().is_thread());
+/// assert!(!h.join().unwrap());
+/// ```
+pub fn current() -> Coroutine {
+    match Waiter::current() {
+        w @ Waiter::Coroutine(_) => Coroutine { w, thread_id: 0 },
+        w => Coroutine {
+            w,
+            thread_id: thread_id(),
+        },
+    }
+}
+
+#[inline(never)]
+fn thread_id() -> u64 {
+    THREAD_ID.with(|i| *i)
+}

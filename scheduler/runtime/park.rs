@@ -1,0 +1,135 @@
+//! The parking protocol: the one interface through which anything waits.
+//!
+//! A channel, a lock, `join` and `sleep` all wait the same way: take a [`Waiter`] for
+//! the caller ([`Waiter::current`]), publish it where the waker will find it, then
+//! [`park`] until the condition holds, re-checking it after every return (a park may
+//! return early). The waker calls [`Waiter::unpark`]. A coroutine parks itself and
+//! frees its worker; a plain thread blocks. New primitives never touch the run queues.
+//!
+//! Each coroutine carries a one-token park state, as `std::thread::park` has:
+//!
+//! ```text
+//!            unpark                   park (token present: consume, return)
+//!  RUNNING ---------> NOTIFIED ------------------------------------> RUNNING
+//!     | park: switch out, then the worker CASes RUNNING -> PARKED
+//!     v                       (fails if NOTIFIED: the worker requeues it at once)
+//!   PARKED --unpark: CAS PARKED -> QUEUED, push to its worker--> QUEUED --run--> RUNNING
+//! ```
+//!
+//! The CAS to PARKED happens on the worker's stack, after the coroutine's context is
+//! saved, so no waker can queue a coroutine that has not finished switching out. An
+//! unpark that finds NOTIFIED or QUEUED does nothing: the coroutine will run and
+//! re-check its condition anyway. Hence no wakeup is lost.
+
+use super::context;
+use super::task::{Body, Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Instant;
+
+/// Something that can be woken: a coroutine, or a plain thread.
+#[derive(Clone)]
+pub(crate) enum Waiter {
+    Coroutine(G),
+    Thread(thread::Thread),
+}
+
+impl Waiter {
+    /// The caller: its coroutine if it runs in one, else its thread.
+    pub(crate) fn current() -> Waiter {
+        match context::current_task() {
+            Some(g) => Waiter::Coroutine(g),
+            None => Waiter::Thread(thread::current()),
+        }
+    }
+
+    /// Wakes the waiter, or makes its next park return at once.
+    pub(crate) fn unpark(&self) {
+        match self {
+            Waiter::Coroutine(g) => unpark(g),
+            Waiter::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// Wakes coroutine `g`: see the module docs for the states.
+pub(crate) fn unpark(g: &G) {
+    let st = &g.header.state;
+    let mut s = st.load(Ordering::Acquire);
+    loop {
+        let to = match s {
+            RUNNING => NOTIFIED,
+            PARKED => QUEUED,
+            _ => return,
+        };
+        match st.compare_exchange_weak(s, to, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) if to == QUEUED => {
+                // SAFETY: `rt` outlives every coroutine of the runtime, and this one is
+                // alive (we hold it) and parked, so the runtime has not finished shutting down.
+                let rt = unsafe { &*g.header.rt };
+                rt.schedule_woken(g.clone());
+                return;
+            }
+            Ok(_) => return,
+            Err(actual) => s = actual,
+        }
+    }
+}
+
+/// Parks the caller until unparked (possibly spuriously: re-check the condition).
+pub(crate) fn park() {
+    match context::current_task_ptr() {
+        // SAFETY: we run on the coroutine's own stack, so its task is alive.
+        Some(p) => park_coroutine(unsafe { p.as_ref() }, None),
+        None => thread::park(),
+    }
+}
+
+/// Parks the caller until unparked or `deadline` passes (possibly spuriously).
+pub(crate) fn park_until(deadline: Instant) {
+    match context::current_task_ptr() {
+        // SAFETY: we run on the coroutine's own stack, so its task is alive.
+        Some(p) => park_coroutine(unsafe { p.as_ref() }, Some(deadline)),
+        None => {
+            let now = Instant::now();
+            if deadline > now {
+                thread::park_timeout(deadline - now);
+            }
+        }
+    }
+}
+
+fn park_coroutine(t: &Task<dyn Body>, deadline: Option<Instant>) {
+    let h = &t.header;
+    super::cancel::checkpoint(h);
+    if h.state
+        .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return;
+    }
+    if let Some(d) = deadline {
+        if let Some(g) = context::current_task() {
+            context::with_worker(|w| w.add_timer(d, g));
+        }
+    }
+    // SAFETY: we are this coroutine, running on its own stack.
+    unsafe { h.suspend(Request::Park) };
+    h.timer_seq.store(0, Ordering::Relaxed);
+    super::cancel::checkpoint(h);
+}
+
+/// Gives the worker to the other runnable coroutines, then continues.
+pub(crate) fn yield_now() {
+    match context::current_task_ptr() {
+        Some(p) => {
+            // SAFETY: we run on the coroutine's own stack, so its task is alive.
+            let h = unsafe { &p.as_ref().header };
+            super::cancel::checkpoint(h);
+            // SAFETY: we are this coroutine, running on its own stack.
+            unsafe { h.suspend(Request::Yield) };
+            super::cancel::checkpoint(h);
+        }
+        None => thread::yield_now(),
+    }
+}

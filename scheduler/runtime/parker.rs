@@ -1,0 +1,84 @@
+//! How a worker thread sleeps: a one-token parker, as `std::thread::park`.
+//!
+//! `unpark` before `park` makes that `park` return at once, so a worker that is about
+//! to sleep cannot miss the wake-up of the work that was just pushed to it.
+
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+const EMPTY: usize = 0;
+const PARKED: usize = 1;
+const NOTIFIED: usize = 2;
+
+pub(crate) struct Parker {
+    state: AtomicUsize,
+    lock: Mutex<()>,
+    cvar: Condvar,
+}
+
+impl Parker {
+    pub(crate) fn new() -> Parker {
+        Parker {
+            state: AtomicUsize::new(EMPTY),
+            lock: Mutex::new(()),
+            cvar: Condvar::new(),
+        }
+    }
+
+    /// Sleeps until `unpark` or `deadline`. Only the owning worker calls this.
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        if self
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+        let mut g = self.lock.lock();
+        match self
+            .state
+            .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {}
+            Err(_) => {
+                // NOTIFIED arrived between the two checks: consume it.
+                self.state.store(EMPTY, Ordering::SeqCst);
+                return;
+            }
+        }
+        loop {
+            match deadline {
+                None => self.cvar.wait(&mut g),
+                Some(d) => {
+                    let now = Instant::now();
+                    if d <= now || self.cvar.wait_timeout(&mut g, d - now) {
+                        // Timed out: leave PARKED whatever the state is now.
+                        self.state.swap(EMPTY, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+            if self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Wakes the worker, or makes its next `park` return at once.
+    pub(crate) fn unpark(&self) {
+        match self.state.swap(NOTIFIED, Ordering::SeqCst) {
+            EMPTY | NOTIFIED => {}
+            _ => {
+                // Take the lock so the notify cannot slip between the sleeper's state
+                // check and its wait.
+                drop(self.lock.lock());
+                self.cvar.notify_one();
+            }
+        }
+    }
+}

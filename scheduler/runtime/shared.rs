@@ -1,0 +1,119 @@
+//! The state of one runtime that every worker and every waker can reach.
+
+use super::context;
+use super::idle::Idle;
+use super::inject::Inject;
+use super::metrics::Counters;
+use super::parker::Parker;
+use super::queue::Steal;
+use super::task::{G, UNSTARTED};
+use crate::coroutine::stack::StackPool;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::loom::sync::Mutex;
+use std::collections::HashMap;
+
+/// What other threads may touch of one worker.
+pub(crate) struct Remote {
+    /// Steals the portable (unstarted or migratable) coroutines of its run queue.
+    pub(crate) steal: Steal<G>,
+    /// Started coroutines of this worker woken by other threads.
+    inbox: Mutex<Vec<G>>,
+    pub(crate) inbox_len: AtomicUsize,
+    pub(crate) parker: Parker,
+    pub(crate) counters: Counters,
+}
+
+impl Remote {
+    pub(crate) fn new(steal: Steal<G>) -> Remote {
+        Remote {
+            steal,
+            inbox: Mutex::new(Vec::new()),
+            inbox_len: AtomicUsize::new(0),
+            parker: Parker::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
+        let mut q = self.inbox.lock();
+        self.inbox_len.store(0, Ordering::Relaxed);
+        into.extend(q.drain(..));
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) inject: Inject<G>,
+    pub(crate) idle: Idle,
+    pub(crate) stacks: StackPool,
+    pub(crate) shutdown: AtomicBool,
+    /// Coroutines spawned and not yet finished.
+    pub(crate) live: AtomicUsize,
+    /// Started `migratable` coroutines, which no single worker owns.
+    pub(crate) migratable: Mutex<HashMap<u64, G>>,
+    pub(crate) name: String,
+}
+
+impl Shared {
+    /// Queues a new coroutine: on the spawning worker if it is one of ours, else on
+    /// the global injector. Gives it back if the runtime is shutting down.
+    pub(crate) fn spawn(&self, g: G) -> Result<(), G> {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(g);
+        }
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let g = match context::with_worker(|w| w.owned_by(self)) {
+            Some(true) => {
+                context::with_worker(|w| w.push_spawned(g));
+                return Ok(());
+            }
+            _ => g,
+        };
+        if let Err(g) = self.inject.push(g) {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(g);
+        }
+        self.notify_parked();
+        Ok(())
+    }
+
+    /// Queues a woken coroutine (its state is already QUEUED). A started coroutine
+    /// goes back to its own worker: `runnext` if the waker is a coroutine on that
+    /// worker, else that worker's inbox.
+    pub(crate) fn schedule_woken(&self, g: G) {
+        let home = g.header.home.load(Ordering::Relaxed);
+        debug_assert_ne!(home, UNSTARTED);
+        let g = match context::with_worker(|w| {
+            w.owned_by(self) && (g.header.migratable || w.index == home as usize)
+        }) {
+            Some(true) => {
+                context::with_worker(|w| w.push_woken(g));
+                return;
+            }
+            _ => g,
+        };
+        self.push_inbox(home as usize, g);
+    }
+
+    fn push_inbox(&self, idx: usize, g: G) {
+        let r = &self.remotes[idx];
+        {
+            let mut q = r.inbox.lock();
+            q.push(g);
+            r.inbox_len.store(q.len(), Ordering::Release);
+        }
+        r.parker.unpark();
+    }
+
+    /// Wakes a sleeping worker to look for portable work, if one is needed.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(i) = self.idle.worker_to_notify() {
+            self.remotes[i].parker.unpark();
+        }
+    }
+
+    /// True if some queue other workers can take from holds work.
+    pub(crate) fn has_portable_work(&self) -> bool {
+        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+    }
+}

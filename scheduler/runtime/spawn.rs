@@ -1,0 +1,239 @@
+//! Spawning: the coroutine [`Builder`], [`spawn`], and the errors a spawn can meet.
+
+use super::context;
+use super::join::JoinHandle;
+use super::shared::Shared;
+use super::task::{Closure, Header, Task, G};
+use crate::Handle;
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Configures one coroutine before it is spawned, as `std::thread::Builder` does.
+///
+/// ```
+/// let h = corun::Builder::new()
+///     .name("worker-7")
+///     .stack_size(128 * 1024)
+///     .spawn(|| corun::current().name().map(str::to_owned))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker-7"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: usize,
+    migratable: bool,
+}
+
+impl Builder {
+    /// A builder with the runtime's defaults.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine (shown in panic messages and overflow reports).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Gives the coroutine its own stack of `bytes` (rounded up to pages) instead of
+    /// the runtime's default size. Such stacks are mapped for it alone, not pooled.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Lets the scheduler move this coroutine to another worker thread at any point
+    /// where it parks or yields, as Go moves goroutines.
+    ///
+    /// # Safety
+    /// The coroutine resumes on whichever worker runs it next, so across every
+    /// blocking point (any call that may park or yield: channel and lock operations,
+    /// `join`, `sleep`, `yield_now`) it must not hold:
+    /// - a reference into thread-local storage, nor use a `thread_local!` both before
+    ///   and after the blocking point in one function (LLVM may cache its address);
+    /// - any `!Send` value (`Rc`, `RefCell` borrows of thread-bound data, a std
+    ///   `MutexGuard`, `stdout().lock()`, raw pointers to thread-owned data);
+    /// - anything that records the thread's identity (a reentrant lock, a thread id).
+    ///
+    /// See `docs/safety.md`.
+    pub unsafe fn migratable(mut self) -> Builder {
+        self.migratable = true;
+        self
+    }
+
+    /// Spawns `f` as a coroutine: on the caller's runtime inside a coroutine, on the
+    /// default runtime from a plain thread.
+    ///
+    /// Errors: a stack size too small, or a runtime that is shutting down. A stack
+    /// that cannot be mapped when the coroutine first runs fails that coroutine alone:
+    /// its `join()` returns `Err` with a [`SpawnError`] payload.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match context::current_task_ptr() {
+            // SAFETY: on the coroutine's stack its task is alive, and its runtime
+            // outlives it.
+            Some(p) => self.spawn_in(unsafe { &*p.as_ref().header.rt }, f),
+            None => match context::with_worker(|w| w.shared.clone()) {
+                Some(shared) => self.spawn_in(&shared, f),
+                None => self.spawn_in(&crate::runtime::builder::default_handle().shared, f),
+            },
+        }
+    }
+
+    /// Spawns `f` on the runtime of `handle`.
+    pub fn spawn_on<F, T>(self, handle: &Handle, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_in(&handle.shared, f)
+    }
+
+    pub(crate) fn spawn_in<F, T>(self, rt: &Shared, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let g = self.make(rt, f)?;
+        submit(rt, g.clone())?;
+        Ok(JoinHandle::new(g))
+    }
+
+    /// Builds the task without queueing it. `F` may borrow (scoped coroutines); the
+    /// caller guarantees it does not outlive what it borrows.
+    pub(crate) fn make<F, T>(self, rt: &Shared, f: F) -> io::Result<G>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        if self.stack_size != 0 {
+            crate::coroutine::stack::checked_size(self.stack_size)?;
+        }
+        let header = Header::new(
+            next_id(),
+            rt,
+            self.name.map(String::into_boxed_str),
+            self.stack_size,
+            self.migratable,
+        );
+        let task: Arc<Task<dyn super::task::Body + '_>> = Arc::new(Task {
+            header,
+            body: Closure::new(f),
+        });
+        // SAFETY: only the lifetime bound of the trait object changes. For 'static
+        // closures it is already 'static; scoped coroutines (`scope.rs`) guarantee
+        // that the closure and its result are gone before the borrowed data is.
+        let g: G = unsafe { std::mem::transmute::<Arc<Task<dyn super::task::Body + '_>>, G>(task) };
+        Ok(g)
+    }
+}
+
+/// Queues a built task on `rt`.
+pub(crate) fn submit(rt: &Shared, g: G) -> io::Result<()> {
+    rt.spawn(g).map_err(|_| {
+        io::Error::other("the corun runtime is shutting down: it no longer accepts new coroutines (spawn before dropping the Runtime)")
+    })
+}
+
+/// Spawns a coroutine running `f` and returns its handle; see [`Builder::spawn`].
+///
+/// Inside a coroutine it spawns onto that coroutine's runtime; from a plain thread
+/// onto the default runtime, started on first use.
+///
+/// # Panics
+/// If the runtime is shutting down; use [`Builder::spawn`] to get an error instead.
+///
+/// ```
+/// let h = corun::spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("corun::spawn failed: {e}"),
+    }
+}
+
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A fresh coroutine id, from a per-thread block so spawning threads do not
+/// contend on one counter. Ids grow with spawn order within a thread.
+#[inline(never)]
+pub(crate) fn next_id() -> u64 {
+    IDS.with(|c| {
+        let (mut next, mut end) = c.get();
+        if next == end {
+            next = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            end = next + ID_BLOCK;
+        }
+        c.set((next + 1, end));
+        next
+    })
+}
+
+/// Why a coroutine could not start: the payload of its `join()` error.
+///
+/// ```no_run
+/// let h = corun::spawn(|| ());
+/// if let Err(e) = h.join() {
+///     if let Some(se) = e.downcast_ref::<corun::SpawnError>() {
+///         eprintln!("{se}");
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct SpawnError {
+    coroutine: String,
+    cause: io::Error,
+}
+
+impl SpawnError {
+    pub(crate) fn stack(h: &Header, cause: io::Error) -> SpawnError {
+        SpawnError {
+            coroutine: h.label(),
+            cause,
+        }
+    }
+
+    /// The OS error behind it.
+    pub fn cause(&self) -> &io::Error {
+        &self.cause
+    }
+
+    pub(crate) fn warn_once(&self) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!("corun: {self} (warned once; the coroutine's join() returns this error)");
+        }
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "coroutine {} could not start: mapping its stack failed: {}; lower the live coroutine count or stack size, \
+             or raise the address space limit or the `vm.max_map_count` sysctl",
+            self.coroutine, self.cause
+        )
+    }
+}
+
+impl std::error::Error for SpawnError {}

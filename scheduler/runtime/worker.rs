@@ -1,0 +1,487 @@
+//! M: a worker thread running one P, and its scheduling loop.
+//!
+//! Where a runnable coroutine waits, on the worker that will run it:
+//!
+//! | queue     | holds                                   | who takes from it        |
+//! |-----------|-----------------------------------------|--------------------------|
+//! | `runnext` | the one just woken or spawned here      | this worker, next        |
+//! | `pinned`  | started coroutines (bound to this M)    | this worker only         |
+//! | `local`   | portable: unstarted or migratable       | this worker, or stolen   |
+//! | inbox     | started ones woken by other threads     | this worker only         |
+//! | injector  | portable work from outside; overflow    | any worker               |
+//!
+//! The order (`next_task`): `runnext` (inheriting the time slice, at most
+//! `RUNNEXT_STREAK` in a row), the injector every 61 ticks, the inbox, `pinned` and
+//! `local` alternately, due timers, a batch from the injector, then stealing half of a
+//! random victim's `local`. Finding nothing, the worker sleeps (see `idle.rs`) until
+//! work arrives or its earliest timer is due.
+
+use super::context;
+use super::metrics::Counters;
+use super::park;
+use super::queue::Local;
+use super::shared::Shared;
+use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
+use crate::coroutine::stack::{Stack, StackCache};
+use crate::time::heap::Timers;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How many times in a row `runnext` may run before the queues get a turn.
+const RUNNEXT_STREAK: u32 = 16;
+/// Every this many ticks the global injector is checked first (Go's 61).
+const GLOBAL_EVERY: u32 = 61;
+
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    runnext: Cell<Option<G>>,
+    pinned: RefCell<VecDeque<G>>,
+    local: RefCell<Local<G>>,
+    timers: RefCell<Timers>,
+    stacks: RefCell<StackCache>,
+    /// Started coroutines bound to this worker, alive; index = `header.slot`.
+    registry: RefCell<Vec<G>>,
+    tick: Cell<u32>,
+    streak: Cell<u32>,
+    rng: Cell<u64>,
+    searching: Cell<bool>,
+    shutting_down: Cell<bool>,
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>) {
+    if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
+        eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
+    }
+    let w = Worker {
+        index,
+        shared,
+        runnext: Cell::new(None),
+        pinned: RefCell::new(VecDeque::with_capacity(256)),
+        local: RefCell::new(local),
+        timers: RefCell::new(Timers::default()),
+        stacks: RefCell::new(StackCache::new()),
+        registry: RefCell::new(Vec::new()),
+        tick: Cell::new(1),
+        streak: Cell::new(0),
+        rng: Cell::new(
+            0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        ),
+        searching: Cell::new(false),
+        shutting_down: Cell::new(false),
+    };
+    context::set_worker(&w);
+    w.run_loop();
+    context::set_worker(std::ptr::null());
+    w.stacks.borrow_mut().drain_into(&w.shared.stacks);
+}
+
+impl Worker {
+    pub(crate) fn owned_by(&self, s: &Shared) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.shared), s)
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.remotes[self.index].counters
+    }
+
+    fn run_loop(&self) {
+        loop {
+            if let Some(g) = self.next_task() {
+                if self.searching.get() {
+                    self.searching.set(false);
+                    if self.shared.idle.stop_searching() {
+                        // The last searcher found work: more may be coming, let
+                        // another worker look.
+                        self.shared.notify_parked();
+                    }
+                }
+                self.run_task(g);
+                continue;
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                self.begin_shutdown();
+                if self.is_drained() {
+                    break;
+                }
+                if self.has_local_work() {
+                    continue;
+                }
+            }
+            self.sleep();
+        }
+    }
+
+    // ---- choosing what runs next ----
+
+    fn next_task(&self) -> Option<G> {
+        if let Some(g) = self.runnext.take() {
+            if self.streak.get() < RUNNEXT_STREAK {
+                self.streak.set(self.streak.get() + 1);
+                return Some(g);
+            }
+            self.push_back(g);
+        }
+        self.streak.set(0);
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_EVERY == 0 {
+            self.maintenance();
+            if let Some(g) = self.shared.inject.pop() {
+                return Some(g);
+            }
+        }
+        if let Some(g) = self.pop_own(tick) {
+            return Some(g);
+        }
+        if self.fire_timers() > 0 {
+            if let Some(g) = self.pop_own(tick) {
+                return Some(g);
+            }
+        }
+        if let Some(g) = self.take_injected() {
+            return Some(g);
+        }
+        self.steal()
+    }
+
+    /// Pops from this worker's own queues, `pinned` and `local` taking turns.
+    fn pop_own(&self, tick: u32) -> Option<G> {
+        let remote = &self.shared.remotes[self.index];
+        if remote.inbox_len.load(Ordering::Acquire) != 0 {
+            remote.take_inbox(&mut self.pinned.borrow_mut());
+        }
+        if tick & 1 == 0 {
+            if let Some(g) = self.pinned.borrow_mut().pop_front() {
+                return Some(g);
+            }
+            self.local.borrow_mut().pop()
+        } else {
+            if let Some(g) = self.local.borrow_mut().pop() {
+                return Some(g);
+            }
+            self.pinned.borrow_mut().pop_front()
+        }
+    }
+
+    /// Takes a batch of up to half a queue from the injector; returns one.
+    fn take_injected(&self) -> Option<G> {
+        let inject = &self.shared.inject;
+        if inject.is_empty() {
+            return None;
+        }
+        let n = (inject.len() / self.shared.remotes.len()).clamp(1, 128);
+        let mut first = None;
+        let mut local = self.local.borrow_mut();
+        inject.pop_n(n, |g| {
+            if first.is_none() {
+                first = Some(g);
+            } else {
+                local.push_back_or_overflow(g, inject);
+            }
+        });
+        first
+    }
+
+    fn steal(&self) -> Option<G> {
+        let n = self.shared.remotes.len();
+        if n == 1 {
+            return None;
+        }
+        if !self.searching.get() {
+            if !self.shared.idle.try_start_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let start = (self.next_rand() % n as u64) as usize;
+        for i in 0..n {
+            let v = (start + i) % n;
+            if v == self.index {
+                continue;
+            }
+            let mut local = self.local.borrow_mut();
+            let before = local.len();
+            if let Some(g) = self.shared.remotes[v].steal.steal_into(&mut local) {
+                let got = (local.len() - before) as u64 + 1;
+                Counters::bump(&self.counters().stolen, got);
+                return Some(g);
+            }
+        }
+        self.take_injected()
+    }
+
+    fn next_rand(&self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn maintenance(&self) {
+        if self.shared.shutdown.load(Ordering::Relaxed) {
+            self.begin_shutdown();
+        }
+        self.fire_timers();
+    }
+
+    fn fire_timers(&self) -> usize {
+        let mut timers = self.timers.borrow_mut();
+        if timers.len() == 0 {
+            return 0;
+        }
+        let due: Vec<G> = {
+            let mut v = Vec::new();
+            timers.expire(Instant::now(), |g| v.push(g));
+            v
+        };
+        drop(timers);
+        let n = due.len();
+        for g in due {
+            park::unpark(&g);
+        }
+        n
+    }
+
+    // ---- queues, called from coroutines and wakers on this thread ----
+
+    /// A coroutine spawned by a coroutine of this worker: it runs next (Go's
+    /// `runnext`), and the one it displaces becomes stealable.
+    pub(crate) fn push_spawned(&self, g: G) {
+        if let Some(old) = self.runnext.replace(Some(g)) {
+            self.push_back(old);
+        }
+    }
+
+    /// A coroutine woken on this thread. From a coroutine: `runnext`; from the
+    /// scheduler itself (timers, shutdown): the back of its queue.
+    pub(crate) fn push_woken(&self, g: G) {
+        if context::current_task_ptr().is_some() {
+            if let Some(old) = self.runnext.replace(Some(g)) {
+                self.push_back(old);
+            }
+        } else {
+            self.push_back(g);
+        }
+    }
+
+    /// The back of the queue that fits: `pinned` for started coroutines bound here,
+    /// `local` (stealable; wakes a sleeper) for portable ones.
+    fn push_back(&self, g: G) {
+        if g.header.is_started() && !g.header.migratable {
+            self.pinned.borrow_mut().push_back(g);
+        } else {
+            self.local
+                .borrow_mut()
+                .push_back_or_overflow(g, &self.shared.inject);
+            self.shared.notify_parked();
+        }
+    }
+
+    pub(crate) fn add_timer(&self, deadline: Instant, g: G) {
+        self.timers.borrow_mut().add(deadline, g);
+    }
+
+    // ---- running a coroutine ----
+
+    fn run_task(&self, g: G) {
+        let h = &g.header;
+        if h.state.load(Ordering::Relaxed) == QUEUED {
+            // Nobody else changes QUEUED: wakers see it and back off.
+            h.state.store(RUNNING, Ordering::Relaxed);
+        }
+        if !h.is_started() && !self.start(&g) {
+            return;
+        }
+        if h.migratable {
+            h.home.store(self.index as u32, Ordering::Relaxed);
+        }
+        Counters::bump(&self.counters().switches, 1);
+        context::set_current(Some(&g));
+        // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
+        // on this thread, or it is migratable and its owner vouched for moving it.
+        let fiber = unsafe { h.fiber() }
+            .as_mut()
+            .expect("started coroutine has a fiber");
+        let r = fiber.resume();
+        context::set_current(None);
+        match r {
+            Some(Request::Yield) => self.push_back(g),
+            Some(Request::Park) => {
+                if h.state
+                    .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // Unparked before it finished switching out: the token is
+                    // consumed here and it runs again soon.
+                    h.state.store(RUNNING, Ordering::Relaxed);
+                    self.push_woken_self(g);
+                }
+            }
+            None => self.finished(g),
+        }
+    }
+
+    fn push_woken_self(&self, g: G) {
+        if let Some(old) = self.runnext.replace(Some(g)) {
+            self.push_back(old);
+        }
+    }
+
+    /// Gives `g` a stack and a fiber on this worker; false if it could not start.
+    fn start(&self, g: &G) -> bool {
+        let h = &g.header;
+        if self.shutting_down.get() {
+            self.abandon(g, Box::new(crate::Cancelled));
+            return false;
+        }
+        let stack = if h.stack_size == 0 {
+            self.shared.stacks.get(&mut self.stacks.borrow_mut())
+        } else {
+            Stack::new(h.stack_size)
+        };
+        let stack = match stack {
+            Ok(s) => s,
+            Err(e) => {
+                let err = super::spawn::SpawnError::stack(h, e);
+                err.warn_once();
+                self.abandon(g, Box::new(err));
+                return false;
+            }
+        };
+        let fiber = make_fiber(g, stack);
+        // SAFETY: `g` is unstarted and owned by this worker: nobody else touches its fiber.
+        unsafe { *h.fiber() = Some(fiber) };
+        h.home.store(self.index as u32, Ordering::Relaxed);
+        Counters::bump(&self.counters().started, 1);
+        if h.migratable {
+            self.shared.migratable.lock().insert(h.id, g.clone());
+        } else {
+            let mut reg = self.registry.borrow_mut();
+            h.slot.store(reg.len() as u32, Ordering::Relaxed);
+            reg.push(g.clone());
+        }
+        true
+    }
+
+    /// Ends a coroutine that will never run: drops its closure, records `payload`
+    /// as its outcome and wakes its joiner.
+    fn abandon(&self, g: &G, payload: Box<dyn std::any::Any + Send>) {
+        g.body.abandon(payload);
+        g.header.finish();
+        self.shared.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self, g: G) {
+        let h = &g.header;
+        // SAFETY: the coroutine has returned; this worker owns it.
+        let fiber = unsafe { h.fiber() }
+            .take()
+            .expect("finished coroutine has a fiber");
+        let stack = fiber.into_stack();
+        if h.stack_size == 0 {
+            self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
+        }
+        if h.migratable {
+            self.shared.migratable.lock().remove(&h.id);
+        } else {
+            let mut reg = self.registry.borrow_mut();
+            let i = h.slot.load(Ordering::Relaxed) as usize;
+            reg.swap_remove(i);
+            if let Some(moved) = reg.get(i) {
+                moved.header.slot.store(i as u32, Ordering::Relaxed);
+            }
+        }
+        Counters::bump(&self.counters().finished, 1);
+        self.shared.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    // ---- sleeping ----
+
+    fn has_local_work(&self) -> bool {
+        // SAFETY-free peek: runnext is owner-only.
+        let rn = self.runnext.take();
+        let has = rn.is_some();
+        self.runnext.set(rn);
+        has || !self.pinned.borrow().is_empty()
+            || !self.local.borrow().is_empty()
+            || self.shared.remotes[self.index]
+                .inbox_len
+                .load(Ordering::Acquire)
+                != 0
+    }
+
+    fn sleep(&self) {
+        if self.searching.get() {
+            self.searching.set(false);
+            self.shared.idle.stop_searching();
+        }
+        let idle = &self.shared.idle;
+        idle.go_to_sleep(self.index);
+        // Re-check after registering (see idle.rs): work pushed before we registered
+        // is seen here; work pushed after will find us registered.
+        let recheck = self.has_local_work()
+            || self.shared.has_portable_work()
+            || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get();
+        if !recheck {
+            Counters::bump(&self.counters().sleeps, 1);
+            let deadline = self.timers.borrow().next_deadline();
+            self.shared.remotes[self.index].parker.park(deadline);
+        }
+        if idle.wake_up(self.index) {
+            self.searching.set(true);
+        }
+    }
+
+    // ---- shutdown ----
+
+    /// Once: abandons unstarted coroutines here and cancels every started one bound
+    /// here, youngest first, so scoped children unwind before their scope.
+    fn begin_shutdown(&self) {
+        if self.shutting_down.replace(true) {
+            return;
+        }
+        let mut unstarted = Vec::new();
+        if let Some(g) = self.runnext.take() {
+            unstarted.push(g);
+        }
+        while let Some(g) = self.local.borrow_mut().pop() {
+            unstarted.push(g);
+        }
+        while let Some(g) = self.shared.inject.pop() {
+            unstarted.push(g);
+        }
+        for g in unstarted {
+            if g.header.is_started() {
+                self.pinned.borrow_mut().push_back(g);
+            } else {
+                self.abandon(&g, Box::new(crate::Cancelled));
+            }
+        }
+        drop(self.timers.borrow_mut().clear());
+        let mut victims: Vec<G> = self.registry.borrow().clone();
+        if self.index == 0 {
+            victims.extend(self.shared.migratable.lock().values().cloned());
+        }
+        victims.sort_by(|a, b| b.header.id.cmp(&a.header.id));
+        for g in &victims {
+            g.header.cancel.store(true, Ordering::Relaxed);
+        }
+        for g in &victims {
+            park::unpark(g);
+        }
+    }
+
+    fn is_drained(&self) -> bool {
+        self.registry.borrow().is_empty()
+            && !self.has_local_work()
+            && (self.index != 0 || self.shared.migratable.lock().is_empty())
+    }
+}

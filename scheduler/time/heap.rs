@@ -1,0 +1,82 @@
+//! A worker's timers: a min-heap of deadlines of the coroutines parked on it.
+//!
+//! Timers are per worker, so a started coroutine's wake-up is fired by its own
+//! worker and it runs there, never on a timer thread. An entry is not removed when
+//! its coroutine wakes early; it carries the park's sequence number and is ignored
+//! when it fires for a park that has already ended.
+
+use crate::runtime::task::G;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+struct Entry {
+    deadline: Instant,
+    seq: u64,
+    g: G,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.deadline == o.deadline && self.seq == o.seq
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest deadline on top.
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        o.deadline.cmp(&self.deadline).then(o.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Entry>,
+    next_seq: u64,
+}
+
+impl Timers {
+    /// Arms a timer that unparks `g` at `deadline` if it is still in this park.
+    pub(crate) fn add(&mut self, deadline: Instant, g: G) {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        g.header.timer_seq.store(seq, Ordering::Relaxed);
+        self.heap.push(Entry { deadline, seq, g });
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|e| e.deadline)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Pops every timer due at `now` whose park is still current, handing its
+    /// coroutine to `fire`. Returns how many fired.
+    pub(crate) fn expire(&mut self, now: Instant, mut fire: impl FnMut(G)) -> usize {
+        let mut n = 0;
+        while let Some(e) = self.heap.peek() {
+            if e.deadline > now {
+                break;
+            }
+            let e = self.heap.pop().expect("peeked");
+            if e.g.header.timer_seq.load(Ordering::Relaxed) == e.seq {
+                n += 1;
+                fire(e.g);
+            }
+        }
+        n
+    }
+
+    /// Drops every timer (shutdown).
+    pub(crate) fn clear(&mut self) -> Vec<G> {
+        self.heap.drain().map(|e| e.g).collect()
+    }
+}
