@@ -143,6 +143,9 @@ pub struct Stack {
     limit: usize,
     /// Highest address, one past the usable body.
     base: usize,
+    /// Bytes skipped below `base` so that stack tops do not all share one cache set
+    /// (they are page aligned; a switch touches the top lines of each).
+    color: usize,
     _map: Arc<Mapping>,
 }
 
@@ -153,8 +156,9 @@ pub struct Stack {
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
-        // A mapping never starts at address 0, so base > limit > 0.
-        NonZeroUsize::new(self.base).expect("stack base is null")
+        // A mapping never starts at address 0, so base > limit > 0. `color` is a
+        // multiple of 64 below one page, so the result stays aligned and above the body's start.
+        NonZeroUsize::new(self.base - self.color).expect("stack base is null")
     }
 
     #[inline]
@@ -176,6 +180,7 @@ impl Stack {
         Ok(Stack {
             limit,
             base,
+            color: 0,
             _map: Arc::new(map),
         })
     }
@@ -355,6 +360,7 @@ impl StackPool {
             cache.stacks.push(Stack {
                 limit,
                 base: limit + stride,
+                color: (i * 37 % 64) * 64,
                 _map,
             });
         }

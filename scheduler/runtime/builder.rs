@@ -9,7 +9,7 @@ use super::queue;
 use super::shared::{Remote, Shared};
 use super::spawn::Builder;
 use crate::coroutine::stack::StackPool;
-use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -82,7 +82,7 @@ impl RuntimeBuilder {
             idle: Idle::new(workers),
             stacks,
             shutdown: AtomicBool::new(false),
-            live: AtomicUsize::new(0),
+            spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
             name: self.name.clone(),
         });
@@ -226,7 +226,8 @@ impl Handle {
         let s = &self.shared;
         Metrics {
             workers: s.remotes.iter().map(|r| r.counters.snapshot()).collect(),
-            live: s.live.load(Ordering::Relaxed),
+            live: s.live(),
+            spawned_outside: s.spawned_outside.load(Ordering::Relaxed),
             stacks_mapped: s.stacks.mapped(),
             stacks_pooled: s.stacks.pooled(),
         }

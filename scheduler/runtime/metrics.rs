@@ -5,11 +5,16 @@
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
+/// Aligned to its own cache lines: its owner writes it on every switch, while other
+/// threads touch the rest of the worker's shared state.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct Counters {
+    /// Coroutines spawned by coroutines of this worker.
+    pub(crate) spawned: AtomicU64,
     /// Coroutines this worker started running.
     pub(crate) started: AtomicU64,
-    /// Coroutines that finished on this worker.
+    /// Coroutines that ended on this worker (returned, or dropped unstarted).
     pub(crate) finished: AtomicU64,
     /// Switches into a coroutine.
     pub(crate) switches: AtomicU64,
@@ -29,6 +34,8 @@ impl Counters {
 /// A snapshot of one worker's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerMetrics {
+    /// Coroutines spawned by coroutines running on this worker.
+    pub spawned: u64,
     /// Coroutines this worker started running (it owns them for life).
     pub started: u64,
     /// Coroutines that finished on this worker.
@@ -48,6 +55,8 @@ pub struct Metrics {
     pub workers: Vec<WorkerMetrics>,
     /// Coroutines spawned and not yet finished.
     pub live: usize,
+    /// Coroutines spawned from outside the runtime (plain threads, other runtimes).
+    pub spawned_outside: u64,
     /// Stacks mapped by the runtime (in use or pooled).
     pub stacks_mapped: usize,
     /// Stacks waiting in the shared pool.
@@ -58,6 +67,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> WorkerMetrics {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         WorkerMetrics {
+            spawned: l(&self.spawned),
             started: l(&self.started),
             finished: l(&self.finished),
             switches: l(&self.switches),

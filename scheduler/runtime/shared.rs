@@ -8,7 +8,7 @@ use super::parker::Parker;
 use super::queue::Steal;
 use super::task::{G, UNSTARTED};
 use crate::coroutine::stack::StackPool;
-use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
 use std::collections::HashMap;
 
@@ -47,8 +47,8 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) stacks: StackPool,
     pub(crate) shutdown: AtomicBool,
-    /// Coroutines spawned and not yet finished.
-    pub(crate) live: AtomicUsize,
+    /// Coroutines spawned from outside the runtime (the workers count their own).
+    pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
     pub(crate) migratable: Mutex<HashMap<u64, G>>,
     pub(crate) name: String,
@@ -61,7 +61,6 @@ impl Shared {
         if self.shutdown.load(Ordering::Acquire) {
             return Err(g);
         }
-        self.live.fetch_add(1, Ordering::Relaxed);
         let g = match context::with_worker(|w| w.owned_by(self)) {
             Some(true) => {
                 context::with_worker(|w| w.push_spawned(g));
@@ -69,10 +68,8 @@ impl Shared {
             }
             _ => g,
         };
-        if let Err(g) = self.inject.push(g) {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-            return Err(g);
-        }
+        self.inject.push(g)?;
+        self.spawned_outside.fetch_add(1, Ordering::Relaxed);
         self.notify_parked();
         Ok(())
     }
@@ -110,6 +107,16 @@ impl Shared {
         if let Some(i) = self.idle.worker_to_notify() {
             self.remotes[i].parker.unpark();
         }
+    }
+
+    /// Coroutines spawned and not yet ended.
+    pub(crate) fn live(&self) -> usize {
+        let (mut spawned, mut finished) = (self.spawned_outside.load(Ordering::Relaxed), 0);
+        for r in self.remotes.iter() {
+            spawned += r.counters.spawned.load(Ordering::Relaxed);
+            finished += r.counters.finished.load(Ordering::Relaxed);
+        }
+        spawned.saturating_sub(finished) as usize
     }
 
     /// True if some queue other workers can take from holds work.

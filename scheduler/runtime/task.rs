@@ -259,3 +259,13 @@ pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> Fiber<
         g2.header.finish();
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_size() {
+        let n = std::mem::size_of::<super::Task<super::Closure<fn() -> u64, u64>>>();
+        eprintln!("task size {n}, header {}", std::mem::size_of::<super::Header>());
+        assert!(n <= 512);
+    }
+}

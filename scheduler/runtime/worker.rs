@@ -32,6 +32,8 @@ use std::time::Instant;
 
 /// How many times in a row `runnext` may run before the queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
+/// Rounds of ~32 spin hints a searcher waits for work before it sleeps (~10 us).
+const SPIN_ROUNDS: u32 = 100;
 /// Every this many ticks the global injector is checked first (Go's 61).
 const GLOBAL_EVERY: u32 = 61;
 
@@ -112,6 +114,9 @@ impl Worker {
                     continue;
                 }
             }
+            if self.spin_for_work() {
+                continue;
+            }
             self.sleep();
         }
     }
@@ -174,16 +179,12 @@ impl Worker {
         if inject.is_empty() {
             return None;
         }
-        let n = (inject.len() / self.shared.remotes.len()).clamp(1, 128);
-        let mut first = None;
         let mut local = self.local.borrow_mut();
-        inject.pop_n(n, |g| {
-            if first.is_none() {
-                first = Some(g);
-            } else {
-                local.push_back_or_overflow(g, inject);
-            }
-        });
+        let room = local.remaining_slots() / 2 + 1;
+        let n = (inject.len() / self.shared.remotes.len()).clamp(1, room);
+        let mut batch = inject.pop_n(n);
+        let first = batch.next();
+        local.push_back(batch);
         first
     }
 
@@ -255,6 +256,7 @@ impl Worker {
     /// A coroutine spawned by a coroutine of this worker: it runs next (Go's
     /// `runnext`), and the one it displaces becomes stealable.
     pub(crate) fn push_spawned(&self, g: G) {
+        Counters::bump(&self.counters().spawned, 1);
         if let Some(old) = self.runnext.replace(Some(g)) {
             self.push_back(old);
         }
@@ -376,7 +378,7 @@ impl Worker {
     fn abandon(&self, g: &G, payload: Box<dyn std::any::Any + Send>) {
         g.body.abandon(payload);
         g.header.finish();
-        self.shared.live.fetch_sub(1, Ordering::Relaxed);
+        Counters::bump(&self.counters().finished, 1);
     }
 
     fn finished(&self, g: G) {
@@ -400,10 +402,31 @@ impl Worker {
             }
         }
         Counters::bump(&self.counters().finished, 1);
-        self.shared.live.fetch_sub(1, Ordering::Relaxed);
     }
 
     // ---- sleeping ----
+
+    /// A searcher waits a few microseconds for work before sleeping: waking a
+    /// sleeping thread costs a futex call on both sides, far more than the wait when
+    /// a spawner keeps producing. Only searchers spin, so at most half the workers do.
+    fn spin_for_work(&self) -> bool {
+        if !self.searching.get() {
+            return false;
+        }
+        for _ in 0..SPIN_ROUNDS {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            if self.has_local_work() || self.shared.has_portable_work() || self.timers_due() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn timers_due(&self) -> bool {
+        matches!(self.timers.borrow().next_deadline(), Some(d) if d <= Instant::now())
+    }
 
     fn has_local_work(&self) -> bool {
         // SAFETY-free peek: runnext is owner-only.
