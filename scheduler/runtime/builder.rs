@@ -84,7 +84,6 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
-            name: self.name.clone(),
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, local) in locals.into_iter().enumerate() {

@@ -5,9 +5,10 @@
 //! half the awake workers spin. Pushing portable work wakes a sleeper only when nobody
 //! searches (a searcher will find the work) and someone sleeps.
 //!
-//! Why no wakeup is lost (the Dekker pattern; both sides are SeqCst):
-//! - the pusher publishes the task, then (`fence(SeqCst)`) reads `state`;
-//! - a worker going to sleep updates `state` (SeqCst RMW), then re-reads every queue.
+//! Why no wakeup is lost (the Dekker pattern, a store then a load on each side, so
+//! each side has a `fence(SeqCst)` between them):
+//! - the pusher publishes the task, `fence(SeqCst)`, then reads `state`;
+//! - a worker going to sleep updates `state`, `fence(SeqCst)`, then re-reads every queue.
 //!
 //! One of the two sees the other: either the pusher sees the sleeper (or a searcher)
 //! and acts, or the sleeper sees the task and does not sleep. A searcher that finds
@@ -16,8 +17,10 @@
 //! Work bound to one worker (a started coroutine woken from elsewhere) does not go
 //! through here: it is pushed to that worker's inbox and that worker is unparked.
 
+use super::parker::Parker;
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
+use std::time::Instant;
 
 const UNPARKED_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
@@ -60,16 +63,31 @@ impl Idle {
     }
 
     /// Registers worker `me` as asleep (it must not be searching).
-    pub(crate) fn go_to_sleep(&self, me: usize) {
+    fn go_to_sleep(&self, me: usize) {
         let mut sl = self.sleepers.lock();
         self.state.fetch_sub(1 << UNPARKED_SHIFT, Ordering::SeqCst);
         sl.push(me);
     }
 
+    /// The whole sleep of worker `me` (not searching): register as a sleeper,
+    /// re-check for work, park until unparked or `deadline`, unregister. Returns true
+    /// if it was woken to search (it is then counted as a searcher).
+    pub(crate) fn sleep(&self, me: usize, parker: &Parker, deadline: Option<Instant>, has_work: impl FnOnce() -> bool) -> bool {
+        self.go_to_sleep(me);
+        // Work pushed before we registered is seen here; work pushed after finds us
+        // registered. Both sides need a SeqCst fence between their write and their
+        // read (store-load): the pusher's is in `worker_to_notify`.
+        fence(Ordering::SeqCst);
+        if !has_work() {
+            parker.park(deadline);
+        }
+        self.wake_up(me)
+    }
+
     /// Called by a worker that woke up. Returns true if it was picked by
     /// [`Idle::worker_to_notify`] (it is then counted as searching), false if it woke
     /// for its own reasons (timer, inbox, spurious) and has now unregistered itself.
-    pub(crate) fn wake_up(&self, me: usize) -> bool {
+    fn wake_up(&self, me: usize) -> bool {
         let mut sl = self.sleepers.lock();
         match sl.iter().position(|&w| w == me) {
             Some(i) => {
@@ -103,13 +121,104 @@ impl Idle {
         searching == 0 && unparked < self.workers
     }
 
-    /// Every sleeper, for shutdown.
-    pub(crate) fn sleepers_snapshot(&self) -> Vec<usize> {
-        self.sleepers.lock().clone()
-    }
-
-    /// (awake, searching) right now, for metrics and tests.
+    /// (awake, searching) right now, for tests.
+    #[cfg(test)]
     pub(crate) fn counts(&self) -> (usize, usize) {
         Self::unpack(self.state.load(Ordering::SeqCst))
+    }
+}
+
+/// Model checks of the idle protocol with loom: the production `Idle`, `Parker` and
+/// `Inject`, with plain tokens for coroutines. Run with
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib idle::loom_tests`.
+/// A lost wake-up leaves a worker parked forever, which loom reports as a deadlock.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::Arc;
+    use crate::runtime::inject::Inject;
+
+    struct World {
+        idle: Idle,
+        parkers: Vec<Parker>,
+        inject: Inject<usize>,
+    }
+
+    fn world(workers: usize) -> Arc<World> {
+        Arc::new(World { idle: Idle::new(workers), parkers: (0..workers).map(|_| Parker::new()).collect(), inject: Inject::new() })
+    }
+
+    /// What a pusher of portable work does (`Shared::spawn` / `notify_parked`).
+    fn push(w: &World, token: usize) {
+        w.inject.push(token).unwrap();
+        if let Some(i) = w.idle.worker_to_notify() {
+            w.parkers[i].unpark();
+        }
+    }
+
+    /// A worker's loop, cut down to the protocol: search, else sleep; stop after
+    /// taking `want` tokens.
+    fn worker(w: &World, me: usize, want: usize) -> usize {
+        let mut got = 0;
+        let mut searching = false;
+        while got < want {
+            if !searching && w.idle.try_start_searching() {
+                searching = true;
+            }
+            if let Some(_t) = w.inject.pop() {
+                got += 1;
+                if searching {
+                    searching = false;
+                    if w.idle.stop_searching() {
+                        if let Some(i) = w.idle.worker_to_notify() {
+                            w.parkers[i].unpark();
+                        }
+                    }
+                }
+                continue;
+            }
+            if searching {
+                w.idle.stop_searching();
+            }
+            searching = w.idle.sleep(me, &w.parkers[me], None, || !w.inject.is_empty());
+        }
+        got
+    }
+
+    #[test]
+    fn one_sleeper_one_push() {
+        loom::model(|| {
+            let w = world(2);
+            let w1 = w.clone();
+            let t = loom::thread::spawn(move || worker(&w1, 1, 1));
+            push(&w, 1);
+            assert_eq!(t.join().unwrap(), 1);
+            // Everyone awake again, nobody left counted as searching.
+            assert_eq!(w.idle.counts(), (2, 0));
+        });
+    }
+
+    #[test]
+    fn two_sleepers_two_pushes() {
+        loom::model(|| {
+            let w = world(3);
+            let (w1, w2) = (w.clone(), w.clone());
+            let a = loom::thread::spawn(move || worker(&w1, 1, 1));
+            let b = loom::thread::spawn(move || worker(&w2, 2, 1));
+            push(&w, 1);
+            push(&w, 2);
+            assert_eq!(a.join().unwrap() + b.join().unwrap(), 2);
+        });
+    }
+
+    #[test]
+    fn parker_token_is_not_lost() {
+        loom::model(|| {
+            let p = Arc::new(Parker::new());
+            let p2 = p.clone();
+            let t = loom::thread::spawn(move || p2.unpark());
+            p.park(None);
+            t.join().unwrap();
+        });
     }
 }

@@ -51,7 +51,6 @@ pub(crate) struct Shared {
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
     pub(crate) migratable: Mutex<HashMap<u64, G>>,
-    pub(crate) name: String,
 }
 
 impl Shared {

@@ -446,21 +446,15 @@ impl Worker {
             self.searching.set(false);
             self.shared.idle.stop_searching();
         }
-        let idle = &self.shared.idle;
-        idle.go_to_sleep(self.index);
-        // Re-check after registering (see idle.rs): work pushed before we registered
-        // is seen here; work pushed after will find us registered.
-        let recheck = self.has_local_work()
-            || self.shared.has_portable_work()
-            || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get();
-        if !recheck {
-            Counters::bump(&self.counters().sleeps, 1);
-            let deadline = self.timers.borrow().next_deadline();
-            self.shared.remotes[self.index].parker.park(deadline);
-        }
-        if idle.wake_up(self.index) {
-            self.searching.set(true);
-        }
+        let deadline = self.timers.borrow().next_deadline();
+        let parker = &self.shared.remotes[self.index].parker;
+        Counters::bump(&self.counters().sleeps, 1);
+        let searching = self.shared.idle.sleep(self.index, parker, deadline, || {
+            self.has_local_work()
+                || self.shared.has_portable_work()
+                || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
+        });
+        self.searching.set(searching);
     }
 
     // ---- shutdown ----
@@ -494,6 +488,16 @@ impl Worker {
             victims.extend(self.shared.migratable.lock().values().cloned());
         }
         victims.sort_by(|a, b| b.header.id.cmp(&a.header.id));
+        if cfg!(panic = "abort") {
+            // Unwinding would abort the process: leak the parked coroutines instead
+            // (their stacks stay mapped; their destructors do not run).
+            for g in self.registry.borrow_mut().drain(..) {
+                // SAFETY: this worker owns its started coroutines.
+                std::mem::forget(unsafe { g.header.fiber() }.take());
+                self.abandon(&g, Box::new(crate::Cancelled));
+            }
+            return;
+        }
         for g in &victims {
             g.header.cancel.store(true, Ordering::Relaxed);
         }
