@@ -1,7 +1,10 @@
 use std::time::Instant;
 fn main() {
     let w = std::env::args().nth(1).unwrap_or_default();
-    let workers: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let workers: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     if w == "switch" {
         use corun::coroutine::{stack::Stack, Fiber};
         let mut f: Fiber<u32> = Fiber::new(Stack::new(64 * 1024).unwrap(), None, 1, |s| loop {
@@ -12,7 +15,10 @@ fn main() {
         for _ in 0..n {
             std::hint::black_box(f.resume());
         }
-        println!("fiber resume+suspend: {:.2} ns", t.elapsed().as_nanos() as f64 / n as f64);
+        println!(
+            "fiber resume+suspend: {:.2} ns",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
         let mut c = corosensei::Coroutine::new(|y: &corosensei::Yielder<(), u32>, ()| loop {
             y.suspend(1)
         });
@@ -20,7 +26,10 @@ fn main() {
         for _ in 0..n {
             std::hint::black_box(c.resume(()));
         }
-        println!("bare corosensei resume+suspend: {:.2} ns", t.elapsed().as_nanos() as f64 / n as f64);
+        println!(
+            "bare corosensei resume+suspend: {:.2} ns",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
         return;
     }
     let rt = corun::Runtime::builder().workers(workers).build().unwrap();
@@ -33,12 +42,35 @@ fn main() {
             assert_eq!(s, 499999500000);
         }),
         "w2" => rt.block_on(|| {
-            let hs: Vec<_> = (0..1000).map(|_| corun::spawn(|| for _ in 0..1000 { corun::yield_now() })).collect();
-            for h in hs { h.join().unwrap(); }
+            let hs: Vec<_> = (0..1000)
+                .map(|_| {
+                    corun::spawn(|| {
+                        for _ in 0..1000 {
+                            corun::yield_now()
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
         }),
         _ => {
-            fn pfib(n: u64) -> u64 { if n < 20 { return sfib(n) } let h = corun::spawn(move || pfib(n - 1)); let b = pfib(n - 2); h.join().unwrap() + b }
-            fn sfib(n: u64) -> u64 { if n < 2 { n } else { sfib(n - 1) + sfib(n - 2) } }
+            fn pfib(n: u64) -> u64 {
+                if n < 20 {
+                    return sfib(n);
+                }
+                let h = corun::spawn(move || pfib(n - 1));
+                let b = pfib(n - 2);
+                h.join().unwrap() + b
+            }
+            fn sfib(n: u64) -> u64 {
+                if n < 2 {
+                    n
+                } else {
+                    sfib(n - 1) + sfib(n - 2)
+                }
+            }
             assert_eq!(rt.block_on(|| pfib(38)), 39088169);
         }
     }

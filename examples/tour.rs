@@ -14,11 +14,23 @@ fn main() {
     // 1. Spawn and join: a coroutine is straight-line code returning a value.
     let t = Instant::now();
     let answer = rt.block_on(|| corun::go!(|| 6 * 7).join().unwrap());
-    println!("1. spawned a coroutine, joined it: {answer} ({:?})", t.elapsed());
+    println!(
+        "1. spawned a coroutine, joined it: {answer} ({:?})",
+        t.elapsed()
+    );
 
     // 2. A panic stays inside its coroutine and reaches join().
-    let err = rt.block_on(|| corun::Builder::new().name("fragile").spawn(|| panic!("oops")).unwrap().join());
-    println!("2. a panicking coroutine: join() = Err({:?})", err.unwrap_err().downcast_ref::<&str>());
+    let err = rt.block_on(|| {
+        corun::Builder::new()
+            .name("fragile")
+            .spawn(|| panic!("oops"))
+            .unwrap()
+            .join()
+    });
+    println!(
+        "2. a panicking coroutine: join() = Err({:?})",
+        err.unwrap_err().downcast_ref::<&str>()
+    );
 
     // 3. Yielding: two coroutines on one worker take turns.
     let one = corun::Runtime::builder().workers(1).build().unwrap();
@@ -41,7 +53,10 @@ fn main() {
             hs.into_iter().for_each(|h| h.join().unwrap());
         }
     });
-    println!("3. two coroutines yielding on one worker interleave: {}", log.lock().unwrap());
+    println!(
+        "3. two coroutines yielding on one worker interleave: {}",
+        log.lock().unwrap()
+    );
 
     // 4. Scoped coroutines borrow from the caller's stack.
     let mut squares = vec![0u64; 8];
@@ -55,10 +70,15 @@ fn main() {
     // 5. Sleeping parks the coroutine, not the worker: 10,000 sleepers take 100 ms.
     let t = Instant::now();
     rt.block_on(|| {
-        let hs: Vec<_> = (0..10_000).map(|_| corun::spawn(|| corun::sleep(Duration::from_millis(100)))).collect();
+        let hs: Vec<_> = (0..10_000)
+            .map(|_| corun::spawn(|| corun::sleep(Duration::from_millis(100))))
+            .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
     });
-    println!("5. 10,000 coroutines slept 100 ms each, together: {:?}", t.elapsed());
+    println!(
+        "5. 10,000 coroutines slept 100 ms each, together: {:?}",
+        t.elapsed()
+    );
 
     // 6. A million coroutines, spawned and joined from inside a coroutine.
     let t = Instant::now();

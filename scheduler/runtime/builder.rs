@@ -183,10 +183,8 @@ impl Runtime {
     {
         if let Some(p) = context::current_task_ptr() {
             // SAFETY: on the coroutine's own stack its task is alive.
-            if std::ptr::eq(
-                unsafe { p.as_ref() }.header.rt,
-                Arc::as_ptr(&self.handle.shared),
-            ) {
+            let rt = unsafe { p.as_ref() }.header.rt;
+            if std::ptr::eq(rt, Arc::as_ptr(&self.handle.shared)) {
                 panic!("Runtime::block_on called from inside one of its own coroutines: use corun::spawn(..).join() instead");
             }
         }

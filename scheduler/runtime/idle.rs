@@ -72,7 +72,13 @@ impl Idle {
     /// The whole sleep of worker `me` (not searching): register as a sleeper,
     /// re-check for work, park until unparked or `deadline`, unregister. Returns true
     /// if it was woken to search (it is then counted as a searcher).
-    pub(crate) fn sleep(&self, me: usize, parker: &Parker, deadline: Option<Instant>, has_work: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn sleep(
+        &self,
+        me: usize,
+        parker: &Parker,
+        deadline: Option<Instant>,
+        has_work: impl FnOnce() -> bool,
+    ) -> bool {
         self.go_to_sleep(me);
         // Work pushed before we registered is seen here; work pushed after finds us
         // registered. Both sides need a SeqCst fence between their write and their
@@ -122,7 +128,7 @@ impl Idle {
     }
 
     /// (awake, searching) right now, for tests.
-    #[cfg(test)]
+    #[cfg(all(test, loom))]
     pub(crate) fn counts(&self) -> (usize, usize) {
         Self::unpack(self.state.load(Ordering::SeqCst))
     }
@@ -145,7 +151,11 @@ mod loom_tests {
     }
 
     fn world(workers: usize) -> Arc<World> {
-        Arc::new(World { idle: Idle::new(workers), parkers: (0..workers).map(|_| Parker::new()).collect(), inject: Inject::new() })
+        Arc::new(World {
+            idle: Idle::new(workers),
+            parkers: (0..workers).map(|_| Parker::new()).collect(),
+            inject: Inject::new(),
+        })
     }
 
     /// What a pusher of portable work does (`Shared::spawn` / `notify_parked`).
@@ -180,7 +190,9 @@ mod loom_tests {
             if searching {
                 w.idle.stop_searching();
             }
-            searching = w.idle.sleep(me, &w.parkers[me], None, || !w.inject.is_empty());
+            searching = w
+                .idle
+                .sleep(me, &w.parkers[me], None, || !w.inject.is_empty());
         }
         got
     }

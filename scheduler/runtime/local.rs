@@ -14,8 +14,8 @@ impl LocalMap {
     /// The value for `key`, made with `init` on first use. The box never moves, so the
     /// pointer stays valid while the map lives, even if `init` or the caller add keys.
     fn get_or_init<T: 'static>(map: *mut LocalMap, key: usize, init: fn() -> T) -> *const T {
-        // SAFETY (for the derefs below): `map` is the caller's own map; no reference
-        // into `entries` is held across `init`, which may itself add entries.
+        // SAFETY: `map` is the caller's own map; no reference into `entries` is held
+        // across `init`, which may itself add entries.
         if let Some((_, v)) = unsafe { &*map }.entries.iter().find(|(k, _)| *k == key) {
             return v.downcast_ref::<T>().expect("coroutine_local type") as *const T;
         }

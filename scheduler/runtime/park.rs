@@ -99,6 +99,26 @@ pub(crate) fn park_until(deadline: Instant) {
     }
 }
 
+/// Parks the caller until unparked, ignoring cancellation: for waits that must
+/// complete even while the coroutine is being cancelled (a scope waiting for the
+/// children that borrow from its stack).
+pub(crate) fn park_uncancellable() {
+    match context::current_task_ptr() {
+        Some(p) => {
+            // SAFETY: we run on the coroutine's own stack, so its task is alive.
+            let h = unsafe { &p.as_ref().header };
+            if h.state
+                .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                // SAFETY: we are this coroutine, running on its own stack.
+                unsafe { h.suspend(Request::Park) };
+            }
+        }
+        None => thread::park(),
+    }
+}
+
 fn park_coroutine(t: &Task<dyn Body>, deadline: Option<Instant>) {
     let h = &t.header;
     super::cancel::checkpoint(h);

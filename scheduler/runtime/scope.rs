@@ -115,8 +115,14 @@ where
         _env: PhantomData,
     };
     let r = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    // Not a cancellation point: the children borrow from this stack, so it must not
+    // unwind before they are gone (they are cancelled too, and end soon).
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park();
+        park::park_uncancellable();
+    }
+    if let Some(p) = crate::runtime::context::current_task_ptr() {
+        // SAFETY: we run on the coroutine's own stack, so its task is alive.
+        crate::runtime::cancel::checkpoint(unsafe { &p.as_ref().header });
     }
     match r {
         Err(e) => resume_unwind(e),

@@ -154,8 +154,10 @@ impl Header {
         // time; the lifetime is erased because the frame outlives every use (`suspend`
         // is only called by the running coroutine, inside that frame).
         unsafe {
-            *self.suspender.get() =
-                s as *const Suspender<'_, Request> as *const Suspender<'static, Request>
+            *self.suspender.get() = std::mem::transmute::<
+                *const Suspender<'_, Request>,
+                *const Suspender<'static, Request>,
+            >(s)
         }
     }
 
@@ -265,7 +267,10 @@ mod tests {
     #[test]
     fn task_size() {
         let n = std::mem::size_of::<super::Task<super::Closure<fn() -> u64, u64>>>();
-        eprintln!("task size {n}, header {}", std::mem::size_of::<super::Header>());
+        eprintln!(
+            "task size {n}, header {}",
+            std::mem::size_of::<super::Header>()
+        );
         assert!(n <= 512);
     }
 }

@@ -340,7 +340,8 @@ impl Worker {
     /// Gives `g` a stack and a fiber on this worker; false if it could not start.
     fn start(&self, g: &G) -> bool {
         let h = &g.header;
-        if self.shutting_down.get() {
+        if self.shutting_down.get() || self.shared.shutdown.load(Ordering::Acquire) {
+            // Never start anything once the runtime is being dropped.
             self.abandon(g, Box::new(crate::Cancelled));
             return false;
         }
@@ -487,7 +488,7 @@ impl Worker {
         if self.index == 0 {
             victims.extend(self.shared.migratable.lock().values().cloned());
         }
-        victims.sort_by(|a, b| b.header.id.cmp(&a.header.id));
+        victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
             // Unwinding would abort the process: leak the parked coroutines instead
             // (their stacks stay mapped; their destructors do not run).
