@@ -36,6 +36,17 @@ fn main() {
     rt.block_on(|| ());
     let t = Instant::now();
     match w.as_str() {
+        "w1x3" => {
+            for _ in 0..3 {
+                let t = Instant::now();
+                rt.block_on(|| {
+                    let hs: Vec<_> = (0..1_000_000u64).map(|i| corun::spawn(move || i)).collect();
+                    let s: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+                    assert_eq!(s, 499999500000);
+                });
+                println!("w1 round {:?}", t.elapsed());
+            }
+        }
         "w1" => rt.block_on(|| {
             let hs: Vec<_> = (0..1_000_000u64).map(|i| corun::spawn(move || i)).collect();
             let s: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
