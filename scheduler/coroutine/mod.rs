@@ -106,3 +106,56 @@ impl<Y: 'static> Fiber<Y> {
         self.co.into_stack()
     }
 }
+
+/// A [`Fiber`] kept at the top of its own stack: an owning pointer of one word, so
+/// whoever tracks the fiber (a coroutine's header) carries 8 bytes, not the fiber.
+///
+/// ```text
+///   +----------------------+ <- stack base
+///   | Fiber (this points)  |    reserved with Stack::reserve_top
+///   +----------------------+ <- base the fiber's code sees
+///   | fiber's frames ...   |
+/// ```
+pub struct FiberBox<Y> {
+    ptr: std::ptr::NonNull<Fiber<Y>>,
+}
+
+impl<Y: 'static> FiberBox<Y> {
+    /// As [`Fiber::new`], storing the fiber at the top of `stack`.
+    pub fn new(mut stack: Stack, name: Option<&str>, id: u64, f: impl FnOnce(&Suspender<'_, Y>) + 'static) -> FiberBox<Y> {
+        const { assert!(std::mem::align_of::<Fiber<Y>>() <= 64) };
+        let slot = stack.reserve_top(std::mem::size_of::<Fiber<Y>>()) as *mut Fiber<Y>;
+        let fiber = Fiber::new(stack, name, id, f);
+        // SAFETY: `slot` is 64-byte aligned, writable, and above every address the
+        // fiber's code uses (the reservation lowered the base it runs from); the
+        // stack lives as long as the fiber, which we own from here on.
+        unsafe { slot.write(fiber) };
+        FiberBox { ptr: std::ptr::NonNull::new(slot).expect("stack address is not null") }
+    }
+
+    /// See [`Fiber::resume`].
+    #[inline]
+    pub fn resume(&mut self) -> Option<Y> {
+        // SAFETY: we own the fiber at `ptr` (written in `new`, read out only by
+        // `into_stack`/`drop`, which consume or end us).
+        unsafe { self.ptr.as_mut() }.resume()
+    }
+
+    /// See [`Fiber::into_stack`]; the reservation is released.
+    pub fn into_stack(self) -> Stack {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: we own the fiber and never touch `ptr` again.
+        let fiber = unsafe { this.ptr.as_ptr().read() };
+        let mut stack = fiber.into_stack();
+        stack.unreserve_top();
+        stack
+    }
+}
+
+impl<Y> Drop for FiberBox<Y> {
+    fn drop(&mut self) {
+        // SAFETY: we own the fiber; moving it off its stack before dropping it means
+        // its stack (which it owns) is never freed while the value still lives there.
+        drop(unsafe { self.ptr.as_ptr().read() });
+    }
+}

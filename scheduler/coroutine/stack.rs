@@ -146,6 +146,9 @@ pub struct Stack {
     /// Bytes skipped below `base` so that stack tops do not all share one cache set
     /// (they are page aligned; a switch touches the top lines of each).
     color: usize,
+    /// Bytes at the top (below the colour) set aside for the stack's owner, e.g. the
+    /// fiber that runs on it; the coroutine's frames start below them.
+    reserved: usize,
     _map: Arc<Mapping>,
 }
 
@@ -158,7 +161,8 @@ unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         // A mapping never starts at address 0, so base > limit > 0. `color` is a
         // multiple of 64 below one page, so the result stays aligned and above the body's start.
-        NonZeroUsize::new(self.base - self.color).expect("stack base is null")
+        // `reserved` is a multiple of 64 well below the body's size.
+        NonZeroUsize::new(self.base - self.color - self.reserved).expect("stack base is null")
     }
 
     #[inline]
@@ -181,8 +185,24 @@ impl Stack {
             limit,
             base,
             color: 0,
+            reserved: 0,
             _map: Arc::new(map),
         })
+    }
+
+    /// Sets aside `bytes` (rounded up to 64, at most 1 KiB) at the top of the stack
+    /// and returns their address, 64-byte aligned; code running on the stack starts
+    /// below them. Replaces any earlier reservation.
+    pub fn reserve_top(&mut self, bytes: usize) -> *mut u8 {
+        let r = bytes.div_ceil(64) * 64;
+        assert!(r <= 1024, "stack top reservation of {bytes} bytes is too large");
+        self.reserved = r;
+        (self.base - self.color - r) as *mut u8
+    }
+
+    /// Drops the reservation made by [`Stack::reserve_top`].
+    pub fn unreserve_top(&mut self) {
+        self.reserved = 0;
     }
 
     /// Bytes usable above the guard page.
@@ -361,6 +381,7 @@ impl StackPool {
                 limit,
                 base: limit + stride,
                 color: (i * 37 % 64) * 64,
+                reserved: 0,
                 _map,
             });
         }

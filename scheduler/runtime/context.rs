@@ -5,15 +5,14 @@
 //! another thread, and a thread-local address that LLVM cached in a register across
 //! the switch would then point at the old thread's copy. An opaque call re-reads it.
 
-use super::task::{Body, Task, G};
+use super::task::{Task, G};
 use super::worker::Worker;
 use std::cell::Cell;
 use std::ptr;
-use std::sync::Arc;
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
-    static CURRENT: Cell<Option<ptr::NonNull<Task<dyn Body>>>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<ptr::NonNull<Task>>> = const { Cell::new(None) };
 }
 
 /// Marks this thread as running worker `w` (null when it stops).
@@ -34,7 +33,7 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
 /// Records the coroutine this thread is about to run (None after it suspends).
 #[inline(never)]
 pub(crate) fn set_current(g: Option<&G>) {
-    CURRENT.with(|c| c.set(g.map(|g| ptr::NonNull::from(&**g))));
+    CURRENT.with(|c| c.set(g.map(G::as_ptr)));
 }
 
 /// The running coroutine, as a raw pointer to its task.
@@ -42,19 +41,12 @@ pub(crate) fn set_current(g: Option<&G>) {
 /// The task stays alive while the coroutine runs (the worker's registry holds it), so
 /// code running *on the coroutine's own stack* may dereference it.
 #[inline(never)]
-pub(crate) fn current_task_ptr() -> Option<ptr::NonNull<Task<dyn Body>>> {
+pub(crate) fn current_task_ptr() -> Option<ptr::NonNull<Task>> {
     CURRENT.with(|c| c.get())
 }
 
 /// The running coroutine, if any.
 pub(crate) fn current_task() -> Option<G> {
-    current_task_ptr().map(|p| {
-        // SAFETY: `p` came from a live `G` (an `Arc`) and that Arc is still alive (see
-        // `current_task_ptr`); taking one more strong count and rebuilding an `Arc`
-        // from the same pointer is the documented `Arc::from_raw` use.
-        unsafe {
-            Arc::increment_strong_count(p.as_ptr());
-            Arc::from_raw(p.as_ptr())
-        }
-    })
+    // SAFETY: the running coroutine's task is alive (see `current_task_ptr`).
+    current_task_ptr().map(|p| unsafe { G::from_ptr(p) })
 }

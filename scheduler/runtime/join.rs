@@ -42,7 +42,7 @@ impl<T> JoinHandle<T> {
         let mut out: Option<thread::Result<T>> = None;
         // SAFETY: `out` has this handle's `T`, which is the closure's result type (the
         // handle was made with it), and the coroutine has finished.
-        unsafe { self.g.body.take_output(&mut out as *mut _ as *mut ()) };
+        unsafe { self.g.take_output(&mut out as *mut _ as *mut ()) };
         out.expect("a finished coroutine has a result")
     }
 
@@ -111,7 +111,7 @@ impl Coroutine {
     /// Its name, if it was given one (a thread's name outside a coroutine).
     pub fn name(&self) -> Option<&str> {
         match &self.w {
-            Waiter::Coroutine(g) => g.header.name.as_deref(),
+            Waiter::Coroutine(g) => g.header.name(),
             Waiter::Thread(t) => t.name(),
         }
     }

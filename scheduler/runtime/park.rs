@@ -22,7 +22,7 @@
 //! re-check its condition anyway. Hence no wakeup is lost.
 
 use super::context;
-use super::task::{Body, Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
+use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Instant;
@@ -119,7 +119,7 @@ pub(crate) fn park_uncancellable() {
     }
 }
 
-fn park_coroutine(t: &Task<dyn Body>, deadline: Option<Instant>) {
+fn park_coroutine(t: &Task, deadline: Option<Instant>) {
     let h = &t.header;
     super::cancel::checkpoint(h);
     if h.state

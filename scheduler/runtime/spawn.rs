@@ -3,13 +3,12 @@
 use super::context;
 use super::join::JoinHandle;
 use super::shared::Shared;
-use super::task::{Closure, Header, Task, G};
+use super::task::{Header, G};
 use crate::Handle;
 use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Configures one coroutine before it is spawned, as `std::thread::Builder` does.
 ///
@@ -124,15 +123,9 @@ impl Builder {
             self.stack_size,
             self.migratable,
         );
-        let task: Arc<Task<dyn super::task::Body + '_>> = Arc::new(Task {
-            header,
-            body: Closure::new(f),
-        });
-        // SAFETY: only the lifetime bound of the trait object changes. For 'static
-        // closures it is already 'static; scoped coroutines (`scope.rs`) guarantee
-        // that the closure and its result are gone before the borrowed data is.
-        let g: G = unsafe { std::mem::transmute::<Arc<Task<dyn super::task::Body + '_>>, G>(task) };
-        Ok(g)
+        // SAFETY: 'static closures borrow nothing; scoped coroutines (`scope.rs`)
+        // guarantee that the closure and its result are gone before what they borrow.
+        Ok(unsafe { G::new(header, f) })
     }
 }
 

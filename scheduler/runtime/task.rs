@@ -1,8 +1,9 @@
 //! G: the shared record of one coroutine.
 //!
-//! A coroutine is one allocation, `Arc<Task<Closure<F, T>>>`, seen by the scheduler and
-//! by its `JoinHandle<T>` as [`G`] (`Arc<Task<dyn Body>>`); the handle's `T` recovers
-//! the result's type.
+//! A coroutine is one allocation, a `Cell<F, T>`: the [`Task`] (header, reference
+//! count, vtable) followed by the closure and its result. The scheduler and the
+//! `JoinHandle<T>` hold it through [`G`], a thin counted pointer (8 bytes in a queue);
+//! the vtable reaches the typed parts, and the handle's `T` recovers the result's type.
 //! The [`Header`] holds what the scheduler needs: the park state, the join state, the
 //! worker it is bound to once started, and its [`Fiber`] (stack and saved context).
 //!
@@ -13,12 +14,12 @@
 
 use super::park::Waiter;
 use super::shared::Shared;
-use crate::coroutine::{Fiber, Suspender};
+use crate::coroutine::{FiberBox, Suspender};
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
 /// Why a coroutine suspended itself.
@@ -30,13 +31,121 @@ pub(crate) enum Request {
     Park,
 }
 
-/// The scheduler's handle to a coroutine.
-pub(crate) type G = Arc<Task<dyn Body>>;
-
-/// The one allocation of a coroutine: header, then closure and result.
-pub(crate) struct Task<B: ?Sized> {
+/// What every coroutine allocation starts with.
+#[repr(C)]
+pub(crate) struct Task {
     pub(crate) header: Header,
-    pub(crate) body: B,
+    refs: AtomicUsize,
+    vtable: &'static Vtable,
+}
+
+/// The typed operations of one `Cell<F, T>`.
+struct Vtable {
+    run: unsafe fn(&Task),
+    abandon: unsafe fn(&Task, Box<dyn Any + Send>),
+    take_output: unsafe fn(&Task, *mut ()),
+    destroy: unsafe fn(NonNull<Task>),
+}
+
+/// A counted reference to a coroutine (an `Arc` without the weak count, and thin).
+pub(crate) struct G(NonNull<Task>);
+
+// SAFETY: a `G` only gives shared access to the `Task`, whose fields are Sync by the
+// argument on `Header`; the closure and result inside are `Send` (checked at `G::new`),
+// and the count is atomic.
+unsafe impl Send for G {}
+// SAFETY: see `Send`.
+unsafe impl Sync for G {}
+
+impl std::ops::Deref for G {
+    type Target = Task;
+    #[inline]
+    fn deref(&self) -> &Task {
+        // SAFETY: the count we hold keeps the allocation alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for G {
+    #[inline]
+    fn clone(&self) -> G {
+        // Relaxed, as `Arc`: a new reference is made from an existing one.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        G(self.0)
+    }
+}
+
+impl Drop for G {
+    #[inline]
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) == 1 {
+            // Acquire: every use through other references happens before the free.
+            std::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: this was the last reference.
+            unsafe { (self.vtable.destroy)(self.0) }
+        }
+    }
+}
+
+impl G {
+    /// Allocates the coroutine of closure `f`.
+    ///
+    /// # Safety
+    /// `F` and `T` may borrow: the caller guarantees the closure and its result are
+    /// gone before what they borrow (true of `'static` types; `scope.rs` ensures it for
+    /// scoped coroutines).
+    pub(crate) unsafe fn new<F, T>(header: Header, f: F) -> G
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let cell: Box<Cell<F, T>> = Box::new(Cell {
+            task: Task { header, refs: AtomicUsize::new(1), vtable: Cell::<F, T>::VTABLE },
+            f: UnsafeCell::new(Some(f)),
+            out: UnsafeCell::new(None),
+        });
+        G(NonNull::from(Box::leak(cell)).cast())
+    }
+
+    /// The task's address, for the current-coroutine pointer.
+    pub(crate) fn as_ptr(&self) -> NonNull<Task> {
+        self.0
+    }
+
+    /// Takes one more reference to the task at `p`.
+    ///
+    /// # Safety
+    /// `p` points to a live task (some reference keeps it alive during the call).
+    pub(crate) unsafe fn from_ptr(p: NonNull<Task>) -> G {
+        // SAFETY: the task is alive per the contract.
+        unsafe { p.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
+        G(p)
+    }
+}
+
+impl Task {
+    /// Runs the closure once, catching its panic into the output. Called on the
+    /// coroutine's own stack.
+    pub(crate) fn run(&self) {
+        // SAFETY: `vtable` was made for this cell's types.
+        unsafe { (self.vtable.run)(self) }
+    }
+
+    /// Drops the closure unrun and records `payload` as the outcome.
+    pub(crate) fn abandon(&self, payload: Box<dyn Any + Send>) {
+        // SAFETY: as in `run`.
+        unsafe { (self.vtable.abandon)(self, payload) }
+    }
+
+    /// Moves the result out into `dst`.
+    ///
+    /// # Safety
+    /// `dst` points to an `Option<std::thread::Result<T>>` with this closure's `T`, and
+    /// the coroutine finished.
+    pub(crate) unsafe fn take_output(&self, dst: *mut ()) {
+        // SAFETY: forwarded contract.
+        unsafe { (self.vtable.take_output)(self, dst) }
+    }
 }
 
 /// Park states (see `park.rs` for the protocol).
@@ -52,6 +161,12 @@ const JOIN_DONE: u8 = 2;
 /// `home` before the coroutine first runs.
 pub(crate) const UNSTARTED: u32 = u32::MAX;
 
+/// Settings few coroutines have, kept out of line.
+struct Extras {
+    name: Option<Box<str>>,
+    stack_size: usize,
+}
+
 /// What the scheduler knows of a coroutine.
 pub(crate) struct Header {
     pub(crate) state: AtomicU8,
@@ -66,12 +181,11 @@ pub(crate) struct Header {
     pub(crate) id: u64,
     /// The runtime; valid while the coroutine is alive (the runtime outlives them all).
     pub(crate) rt: *const Shared,
-    pub(crate) name: Option<Box<str>>,
-    /// Stack size asked for at spawn, 0 for the runtime's default.
-    pub(crate) stack_size: usize,
+    /// Name and stack size, for the few coroutines built with them.
+    extras: Option<Box<Extras>>,
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
-    pub(crate) timer_seq: AtomicU64,
-    fiber: UnsafeCell<Option<Fiber<Request>>>,
+    pub(crate) timer_seq: AtomicU32,
+    fiber: UnsafeCell<Option<FiberBox<Request>>>,
     suspender: UnsafeCell<*const Suspender<'static, Request>>,
     joiner: UnsafeCell<Option<Waiter>>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
@@ -95,6 +209,7 @@ impl Header {
         stack_size: usize,
         migratable: bool,
     ) -> Header {
+        let extras = (name.is_some() || stack_size != 0).then(|| Box::new(Extras { name, stack_size }));
         Header {
             state: AtomicU8::new(RUNNING),
             join: AtomicU8::new(JOIN_IDLE),
@@ -104,14 +219,23 @@ impl Header {
             slot: AtomicU32::new(0),
             id,
             rt,
-            name,
-            stack_size,
-            timer_seq: AtomicU64::new(0),
+            extras,
+            timer_seq: AtomicU32::new(0),
             fiber: UnsafeCell::new(None),
             suspender: UnsafeCell::new(std::ptr::null()),
             joiner: UnsafeCell::new(None),
             locals: UnsafeCell::new(None),
         }
+    }
+
+    /// The name given at spawn.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extras.as_ref().and_then(|e| e.name.as_deref())
+    }
+
+    /// The stack size asked for at spawn, 0 for the runtime's default.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.extras.as_ref().map_or(0, |e| e.stack_size)
     }
 
     pub(crate) fn is_started(&self) -> bool {
@@ -120,7 +244,7 @@ impl Header {
 
     /// Label used in messages: the name, or `#id`.
     pub(crate) fn label(&self) -> String {
-        match &self.name {
+        match self.name() {
             Some(n) => format!("'{n}' (#{})", self.id),
             None => format!("#{}", self.id),
         }
@@ -132,7 +256,7 @@ impl Header {
     /// Only the thread that currently owns the coroutine (see the module docs) may call
     /// this, and not while the fiber is running on another frame of this thread.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn fiber(&self) -> &mut Option<Fiber<Request>> {
+    pub(crate) unsafe fn fiber(&self) -> &mut Option<FiberBox<Request>> {
         // SAFETY: the caller is the owning thread, so no other reference exists.
         unsafe { &mut *self.fiber.get() }
     }
@@ -190,72 +314,77 @@ impl Header {
     }
 }
 
-/// The type-erased closure, as the scheduler sees it.
-pub(crate) trait Body: Send + Sync {
-    /// Runs the closure once, catching its panic into the output.
-    fn run(&self);
-    /// Drops the closure unrun and records `payload` as the outcome.
-    fn abandon(&self, payload: Box<dyn Any + Send>);
-    /// Moves the result out into `dst`.
-    ///
-    /// # Safety
-    /// `dst` points to an `Option<std::thread::Result<T>>` with this closure's `T`
-    /// (the `JoinHandle<T>` made with it guarantees that), and the coroutine finished.
-    unsafe fn take_output(&self, dst: *mut ());
-}
-
-/// A coroutine's closure and, once it returned, its result.
-pub(crate) struct Closure<F, T> {
+/// A coroutine's allocation: the task, then its closure and, once it returned, its
+/// result.
+#[repr(C)]
+struct Cell<F, T> {
+    task: Task,
     f: UnsafeCell<Option<F>>,
     out: UnsafeCell<Option<thread::Result<T>>>,
 }
 
-impl<F, T> Closure<F, T> {
-    pub(crate) fn new(f: F) -> Self {
-        Closure {
-            f: UnsafeCell::new(Some(f)),
-            out: UnsafeCell::new(None),
-        }
+// The cell is reached only through `&Task` pointing at its first field (`repr(C)`), so
+// each function casts back to the `Cell<F, T>` its vtable was made for. `f` is taken
+// once by the thread that runs (or abandons) the coroutine, which owns it then; `out`
+// is written once before JOIN_DONE is published (release) and read by the joiner after
+// it observes it (acquire).
+impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
+    const VTABLE: &'static Vtable = &Vtable {
+        run: Self::run,
+        abandon: Self::abandon,
+        take_output: Self::take_output,
+        destroy: Self::destroy,
+    };
+
+    /// # Safety
+    /// `t` is the `task` field of a `Cell<F, T>`.
+    unsafe fn cell(t: &Task) -> &Self {
+        // SAFETY: `task` is the first field of a `repr(C)` Cell<F, T>.
+        unsafe { &*(t as *const Task as *const Self) }
     }
-}
 
-// SAFETY: `f` is taken once by the thread that runs the coroutine (it owns the G at
-// that point); `out` is written once before JOIN_DONE is published with release and
-// read by the joiner after it observes JOIN_DONE with acquire. F and T are Send.
-unsafe impl<F: Send, T: Send> Sync for Closure<F, T> {}
-
-impl<F: FnOnce() -> T + Send, T: Send> Body for Closure<F, T> {
-    fn run(&self) {
-        // SAFETY: see the `Sync` impl: the running thread owns `f`.
-        let f = unsafe { (*self.f.get()).take() };
-        let Some(f) = f else { return };
+    unsafe fn run(t: &Task) {
+        // SAFETY: per the vtable, `t` is in a Cell<F, T>; the running thread owns `f`.
+        let c = unsafe { Self::cell(t) };
+        // SAFETY: see above.
+        let Some(f) = (unsafe { (*c.f.get()).take() }) else { return };
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         // SAFETY: written once, before `finish` publishes JOIN_DONE.
-        unsafe { *self.out.get() = Some(r) };
+        unsafe { *c.out.get() = Some(r) };
     }
 
-    fn abandon(&self, payload: Box<dyn Any + Send>) {
-        // SAFETY: an unstarted coroutine is owned by the thread abandoning it.
-        let f = unsafe { (*self.f.get()).take() };
-        drop(f);
+    unsafe fn abandon(t: &Task, payload: Box<dyn Any + Send>) {
+        // SAFETY: as in `run`; an unstarted coroutine is owned by the abandoning thread.
+        let c = unsafe { Self::cell(t) };
+        // SAFETY: see above.
+        drop(unsafe { (*c.f.get()).take() });
         // SAFETY: as in `run`.
-        unsafe { *self.out.get() = Some(Err(payload)) };
+        unsafe { *c.out.get() = Some(Err(payload)) };
     }
 
-    unsafe fn take_output(&self, dst: *mut ()) {
+    unsafe fn take_output(t: &Task, dst: *mut ()) {
         // SAFETY: per the contract `dst` has our `T`; the joiner observed JOIN_DONE
-        // (acquire) so the write in `run` is visible and nobody else reads `out`.
-        unsafe { *(dst as *mut Option<thread::Result<T>>) = (*self.out.get()).take() }
+        // (acquire), so the write in `run` is visible and nobody else reads `out`.
+        unsafe {
+            let c = Self::cell(t);
+            *(dst as *mut Option<thread::Result<T>>) = (*c.out.get()).take();
+        }
+    }
+
+    unsafe fn destroy(p: NonNull<Task>) {
+        // SAFETY: the last reference is gone; the allocation is the Box<Cell<F, T>>
+        // made in `G::new`.
+        drop(unsafe { Box::from_raw(p.as_ptr() as *mut Self) });
     }
 }
 
 /// Builds the fiber of `g` on `stack`: the coroutine's entry point.
-pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> Fiber<Request> {
+pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberBox<Request> {
     let g2 = g.clone();
     let h = &g.header;
-    Fiber::new(stack, h.name.as_deref(), h.id, move |s| {
+    FiberBox::new(stack, h.name(), h.id, move |s| {
         g2.header.set_suspender(s);
-        g2.body.run();
+        g2.run();
         // SAFETY: only this coroutine touches its locals; they drop on its own stack.
         drop(unsafe { (*g2.header.locals.get()).take() });
         g2.header.finish();
@@ -266,7 +395,7 @@ pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> Fiber<
 mod tests {
     #[test]
     fn task_size() {
-        let n = std::mem::size_of::<super::Task<super::Closure<fn() -> u64, u64>>>();
+        let n = std::mem::size_of::<super::Cell<fn() -> u64, u64>>();
         eprintln!(
             "task size {n}, header {}",
             std::mem::size_of::<super::Header>()

@@ -345,10 +345,10 @@ impl Worker {
             self.abandon(g, Box::new(crate::Cancelled));
             return false;
         }
-        let stack = if h.stack_size == 0 {
+        let stack = if h.stack_size() == 0 {
             self.shared.stacks.get(&mut self.stacks.borrow_mut())
         } else {
-            Stack::new(h.stack_size)
+            Stack::new(h.stack_size())
         };
         let stack = match stack {
             Ok(s) => s,
@@ -377,7 +377,7 @@ impl Worker {
     /// Ends a coroutine that will never run: drops its closure, records `payload`
     /// as its outcome and wakes its joiner.
     fn abandon(&self, g: &G, payload: Box<dyn std::any::Any + Send>) {
-        g.body.abandon(payload);
+        g.abandon(payload);
         g.header.finish();
         Counters::bump(&self.counters().finished, 1);
     }
@@ -389,7 +389,7 @@ impl Worker {
             .take()
             .expect("finished coroutine has a fiber");
         let stack = fiber.into_stack();
-        if h.stack_size == 0 {
+        if h.stack_size() == 0 {
             self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
         }
         if h.migratable {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 struct Entry {
     deadline: Instant,
-    seq: u64,
+    seq: u32,
     g: G,
 }
 
@@ -38,13 +38,15 @@ impl Ord for Entry {
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Entry>,
-    next_seq: u64,
+    next_seq: u32,
 }
 
 impl Timers {
     /// Arms a timer that unparks `g` at `deadline` if it is still in this park.
     pub(crate) fn add(&mut self, deadline: Instant, g: G) {
-        self.next_seq += 1;
+        // Never 0 (it means "no timer"); a stale entry could only be mistaken for a
+        // current one after 2^32 timers on this worker while it stays in the heap.
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
         let seq = self.next_seq;
         g.header.timer_seq.store(seq, Ordering::Relaxed);
         self.heap.push(Entry { deadline, seq, g });
