@@ -42,9 +42,9 @@ impl<Y> Suspender<'_, Y> {
     #[inline]
     pub fn suspend(&self, val: Y) {
         self.yielder.suspend(val);
-        // SAFETY: `info` lives in the fiber's entry frame, which outlives every
-        // suspend of the fiber, and `Fiber::resume` clears the pointer when the
-        // fiber switches out.
+        // SAFETY: `info` lives in the fiber's entry frame, which stays on the fiber's
+        // mapped stack while it is suspended; the pointer is cleared when the fiber
+        // returns or is unwound on drop (`Fiber::resume`, `Drop for Fiber`).
         unsafe { overflow::enter(self.info) };
     }
 }
@@ -72,8 +72,8 @@ impl<Y: 'static> Fiber<Y> {
         }
         let entry = move |y: &corosensei::Yielder<(), Y>, ()| {
             // `info` now lives on the fiber's own stack, at its top.
-            // SAFETY: `info` outlives the fiber's run; `resume` clears the pointer
-            // at every switch out.
+            // SAFETY: `info` outlives the fiber's run; the pointer is cleared when the
+            // fiber returns or is unwound (see `Suspender::suspend`).
             unsafe { overflow::enter(&info) };
             f(&Suspender {
                 yielder: y,
@@ -86,13 +86,18 @@ impl<Y: 'static> Fiber<Y> {
     }
 
     /// Runs the fiber until it suspends (`Some(value)`) or returns (`None`).
+    ///
+    /// The overflow report's pointer is set by the fiber at each switch in; it is
+    /// cleared only when the fiber returns, because a suspended fiber's info (on its
+    /// live stack) stays valid, and a fault elsewhere does not match its guard page.
     #[inline]
     pub fn resume(&mut self) -> Option<Y> {
-        let r = self.co.resume(());
-        overflow::leave();
-        match r {
+        match self.co.resume(()) {
             corosensei::CoroutineResult::Yield(y) => Some(y),
-            corosensei::CoroutineResult::Return(()) => None,
+            corosensei::CoroutineResult::Return(()) => {
+                overflow::leave();
+                None
+            }
         }
     }
 
@@ -103,7 +108,25 @@ impl<Y: 'static> Fiber<Y> {
 
     /// Gives the stack back once the fiber has finished (or unwinds it first).
     pub fn into_stack(self) -> Stack {
-        self.co.into_stack()
+        let mut this = std::mem::ManuallyDrop::new(self);
+        if this.co.started() && !this.co.done() {
+            this.co.force_unwind();
+            overflow::leave();
+        }
+        // SAFETY: `this` is never used or dropped again; we move its only field out.
+        let co = unsafe { std::ptr::read(&this.co) };
+        co.into_stack()
+    }
+}
+
+impl<Y> Drop for Fiber<Y> {
+    fn drop(&mut self) {
+        if self.co.started() && !self.co.done() {
+            // Unwind it now (corosensei would do it in its own drop) so that the
+            // overflow info it set, on the stack about to be released, is cleared after.
+            self.co.force_unwind();
+            overflow::leave();
+        }
     }
 }
 

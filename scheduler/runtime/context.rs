@@ -12,7 +12,6 @@ use std::ptr;
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
-    static CURRENT: Cell<Option<ptr::NonNull<Task>>> = const { Cell::new(None) };
 }
 
 /// Marks this thread as running worker `w` (null when it stops).
@@ -30,19 +29,15 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
     unsafe { w.as_ref() }.map(f)
 }
 
-/// Records the coroutine this thread is about to run (None after it suspends).
-#[inline(never)]
-pub(crate) fn set_current(g: Option<&G>) {
-    CURRENT.with(|c| c.set(g.map(G::as_ptr)));
-}
-
 /// The running coroutine, as a raw pointer to its task.
 ///
 /// The task stays alive while the coroutine runs (the worker's registry holds it), so
 /// code running *on the coroutine's own stack* may dereference it.
 #[inline(never)]
 pub(crate) fn current_task_ptr() -> Option<ptr::NonNull<Task>> {
-    CURRENT.with(|c| c.get())
+    // The worker records what it runs in its own `current` field (no thread-local
+    // write per switch); outside a worker there is no coroutine.
+    with_worker(|w| w.current.get()).flatten()
 }
 
 /// The running coroutine, if any.

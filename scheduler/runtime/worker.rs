@@ -40,6 +40,8 @@ const GLOBAL_EVERY: u32 = 61;
 pub(crate) struct Worker {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    /// The coroutine running now (set around each resume).
+    pub(crate) current: Cell<Option<std::ptr::NonNull<super::task::Task>>>,
     runnext: Cell<Option<G>>,
     pinned: RefCell<VecDeque<G>>,
     local: RefCell<Local<G>>,
@@ -62,6 +64,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>) {
     let w = Worker {
         index,
         shared,
+        current: Cell::new(None),
         runnext: Cell::new(None),
         pinned: RefCell::new(VecDeque::with_capacity(256)),
         local: RefCell::new(local),
@@ -265,7 +268,7 @@ impl Worker {
     /// A coroutine woken on this thread. From a coroutine: `runnext`; from the
     /// scheduler itself (timers, shutdown): the back of its queue.
     pub(crate) fn push_woken(&self, g: G) {
-        if context::current_task_ptr().is_some() {
+        if self.current.get().is_some() {
             if let Some(old) = self.runnext.replace(Some(g)) {
                 self.push_back(old);
             }
@@ -306,14 +309,14 @@ impl Worker {
             h.home.store(self.index as u32, Ordering::Relaxed);
         }
         Counters::bump(&self.counters().switches, 1);
-        context::set_current(Some(&g));
+        self.current.set(Some(g.as_ptr()));
         // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
         // on this thread, or it is migratable and its owner vouched for moving it.
         let fiber = unsafe { h.fiber() }
             .as_mut()
             .expect("started coroutine has a fiber");
         let r = fiber.resume();
-        context::set_current(None);
+        self.current.set(None);
         match r {
             Some(Request::Yield) => self.push_back(g),
             Some(Request::Park) => {
