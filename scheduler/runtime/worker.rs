@@ -90,8 +90,17 @@ impl Worker {
         std::ptr::eq(Arc::as_ptr(&self.shared), s)
     }
 
+    /// This worker's shared part.
+    #[inline]
+    fn remote(&self) -> &super::shared::Remote {
+        // `index` is checked against `remotes` when the worker is made, so this
+        // indexing never fails; `get_unchecked` is not worth an `unsafe` here.
+        &self.shared.remotes[self.index]
+    }
+
+    #[inline]
     fn counters(&self) -> &Counters {
-        &self.shared.remotes[self.index].counters
+        &self.remote().counters
     }
 
     fn run_loop(&self) {
@@ -159,7 +168,7 @@ impl Worker {
 
     /// Pops from this worker's own queues, `pinned` and `local` taking turns.
     fn pop_own(&self, tick: u32) -> Option<G> {
-        let remote = &self.shared.remotes[self.index];
+        let remote = self.remote();
         if remote.inbox_len.load(Ordering::Acquire) != 0 {
             remote.take_inbox(&mut self.pinned.borrow_mut());
         }
@@ -439,7 +448,7 @@ impl Worker {
         self.runnext.set(rn);
         has || !self.pinned.borrow().is_empty()
             || !self.local.borrow().is_empty()
-            || self.shared.remotes[self.index]
+            || self.remote()
                 .inbox_len
                 .load(Ordering::Acquire)
                 != 0
@@ -451,7 +460,7 @@ impl Worker {
             self.shared.idle.stop_searching();
         }
         let deadline = self.timers.borrow().next_deadline();
-        let parker = &self.shared.remotes[self.index].parker;
+        let parker = &self.remote().parker;
         Counters::bump(&self.counters().sleeps, 1);
         let searching = self.shared.idle.sleep(self.index, parker, deadline, || {
             self.has_local_work()
