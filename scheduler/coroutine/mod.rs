@@ -145,7 +145,12 @@ pub struct FiberBox<Y> {
 
 impl<Y: 'static> FiberBox<Y> {
     /// As [`Fiber::new`], storing the fiber at the top of `stack`.
-    pub fn new(mut stack: Stack, name: Option<&str>, id: u64, f: impl FnOnce(&Suspender<'_, Y>) + 'static) -> FiberBox<Y> {
+    pub fn new(
+        mut stack: Stack,
+        name: Option<&str>,
+        id: u64,
+        f: impl FnOnce(&Suspender<'_, Y>) + 'static,
+    ) -> FiberBox<Y> {
         const { assert!(std::mem::align_of::<Fiber<Y>>() <= 64) };
         let slot = stack.reserve_top(std::mem::size_of::<Fiber<Y>>()) as *mut Fiber<Y>;
         let fiber = Fiber::new(stack, name, id, f);
@@ -153,7 +158,9 @@ impl<Y: 'static> FiberBox<Y> {
         // fiber's code uses (the reservation lowered the base it runs from); the
         // stack lives as long as the fiber, which we own from here on.
         unsafe { slot.write(fiber) };
-        FiberBox { ptr: std::ptr::NonNull::new(slot).expect("stack address is not null") }
+        FiberBox {
+            ptr: std::ptr::NonNull::new(slot).expect("stack address is not null"),
+        }
     }
 
     /// See [`Fiber::resume`].

@@ -195,7 +195,10 @@ impl Stack {
     /// below them. Replaces any earlier reservation.
     pub fn reserve_top(&mut self, bytes: usize) -> *mut u8 {
         let r = bytes.div_ceil(64) * 64;
-        assert!(r <= 1024, "stack top reservation of {bytes} bytes is too large");
+        assert!(
+            r <= 1024,
+            "stack top reservation of {bytes} bytes is too large"
+        );
         self.reserved = r;
         (self.base - self.color - r) as *mut u8
     }

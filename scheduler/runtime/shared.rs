@@ -60,12 +60,15 @@ impl Shared {
         if self.shutdown.load(Ordering::Acquire) {
             return Err(g);
         }
-        let g = match context::with_worker(|w| w.owned_by(self)) {
-            Some(true) => {
-                context::with_worker(|w| w.push_spawned(g));
-                return Ok(());
+        let mut g = Some(g);
+        let here = context::with_worker(|w| {
+            if w.owned_by(self) {
+                w.push_spawned(g.take().expect("taken once"));
             }
-            _ => g,
+        });
+        let Some(g) = g else {
+            debug_assert!(here.is_some());
+            return Ok(());
         };
         self.inject.push(g)?;
         self.spawned_outside.fetch_add(1, Ordering::Relaxed);

@@ -76,14 +76,19 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match context::current_task_ptr() {
-            // SAFETY: on the coroutine's stack its task is alive, and its runtime
-            // outlives it.
-            Some(p) => self.spawn_in(unsafe { &*p.as_ref().header.rt }, f),
-            None => match context::with_worker(|w| w.shared.clone()) {
-                Some(shared) => self.spawn_in(&shared, f),
-                None => self.spawn_in(&crate::runtime::builder::default_handle().shared, f),
-            },
+        // A coroutine always runs on a worker of its own runtime, so the worker
+        // names the runtime (one thread-local read, and no reference count taken).
+        let mut args = Some((self, f));
+        let on_worker = context::with_worker(|w| {
+            let (b, f) = args.take().expect("taken once");
+            b.spawn_in(&w.shared, f)
+        });
+        match on_worker {
+            Some(r) => r,
+            None => {
+                let (b, f) = args.take().expect("taken once");
+                b.spawn_in(&crate::runtime::builder::default_handle().shared, f)
+            }
         }
     }
 

@@ -100,7 +100,11 @@ impl G {
         T: Send,
     {
         let cell: Box<Cell<F, T>> = Box::new(Cell {
-            task: Task { header, refs: AtomicUsize::new(1), vtable: Cell::<F, T>::VTABLE },
+            task: Task {
+                header,
+                refs: AtomicUsize::new(1),
+                vtable: Cell::<F, T>::VTABLE,
+            },
             f: UnsafeCell::new(Some(f)),
             out: UnsafeCell::new(None),
         });
@@ -209,7 +213,8 @@ impl Header {
         stack_size: usize,
         migratable: bool,
     ) -> Header {
-        let extras = (name.is_some() || stack_size != 0).then(|| Box::new(Extras { name, stack_size }));
+        let extras =
+            (name.is_some() || stack_size != 0).then(|| Box::new(Extras { name, stack_size }));
         Header {
             state: AtomicU8::new(RUNNING),
             join: AtomicU8::new(JOIN_IDLE),
@@ -338,16 +343,18 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
 
     /// # Safety
     /// `t` is the `task` field of a `Cell<F, T>`.
-    unsafe fn cell(t: &Task) -> &Self {
+    unsafe fn of(t: &Task) -> &Self {
         // SAFETY: `task` is the first field of a `repr(C)` Cell<F, T>.
         unsafe { &*(t as *const Task as *const Self) }
     }
 
     unsafe fn run(t: &Task) {
         // SAFETY: per the vtable, `t` is in a Cell<F, T>; the running thread owns `f`.
-        let c = unsafe { Self::cell(t) };
+        let c = unsafe { Self::of(t) };
         // SAFETY: see above.
-        let Some(f) = (unsafe { (*c.f.get()).take() }) else { return };
+        let Some(f) = (unsafe { (*c.f.get()).take() }) else {
+            return;
+        };
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         // SAFETY: written once, before `finish` publishes JOIN_DONE.
         unsafe { *c.out.get() = Some(r) };
@@ -355,7 +362,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
 
     unsafe fn abandon(t: &Task, payload: Box<dyn Any + Send>) {
         // SAFETY: as in `run`; an unstarted coroutine is owned by the abandoning thread.
-        let c = unsafe { Self::cell(t) };
+        let c = unsafe { Self::of(t) };
         // SAFETY: see above.
         drop(unsafe { (*c.f.get()).take() });
         // SAFETY: as in `run`.
@@ -366,7 +373,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         // SAFETY: per the contract `dst` has our `T`; the joiner observed JOIN_DONE
         // (acquire), so the write in `run` is visible and nobody else reads `out`.
         unsafe {
-            let c = Self::cell(t);
+            let c = Self::of(t);
             *(dst as *mut Option<thread::Result<T>>) = (*c.out.get()).take();
         }
     }

@@ -448,10 +448,7 @@ impl Worker {
         self.runnext.set(rn);
         has || !self.pinned.borrow().is_empty()
             || !self.local.borrow().is_empty()
-            || self.remote()
-                .inbox_len
-                .load(Ordering::Acquire)
-                != 0
+            || self.remote().inbox_len.load(Ordering::Acquire) != 0
     }
 
     fn sleep(&self) {
