@@ -181,12 +181,11 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if let Some(p) = context::current_task_ptr() {
-            // SAFETY: on the coroutine's own stack its task is alive.
-            let rt = unsafe { p.as_ref() }.header.rt;
-            if std::ptr::eq(rt, Arc::as_ptr(&self.handle.shared)) {
-                panic!("Runtime::block_on called from inside one of its own coroutines: use corun::spawn(..).join() instead");
-            }
+        // A coroutine runs on a worker of its own runtime.
+        let inside =
+            context::with_worker(|w| w.owned_by(&self.handle.shared) && w.current.get().is_some());
+        if inside == Some(true) {
+            panic!("Runtime::block_on called from inside one of its own coroutines: use corun::spawn(..).join() instead");
         }
         match self.spawn(f).join() {
             Ok(v) => v,
@@ -267,17 +266,7 @@ pub(crate) fn default_handle() -> &'static Handle {
 
 /// The caller's runtime (its coroutine's, or its worker's), else the default one.
 pub(crate) fn current_or_default() -> Handle {
-    if let Some(p) = context::current_task_ptr() {
-        // SAFETY: on the coroutine's own stack its task is alive; its runtime
-        // outlives it. The Arc behind `rt` is alive, so taking a count is sound.
-        let rt = unsafe { p.as_ref() }.header.rt;
-        // SAFETY: `rt` came from `Arc::as_ptr` of a live `Arc<Shared>`.
-        let shared = unsafe {
-            Arc::increment_strong_count(rt);
-            Arc::from_raw(rt)
-        };
-        return Handle { shared };
-    }
+    // A coroutine runs on a worker of its own runtime, so the worker names it.
     if let Some(shared) = context::with_worker(|w| w.shared.clone()) {
         return Handle { shared };
     }
@@ -290,11 +279,9 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let Some(p) = context::current_task_ptr() else {
+            let Some(label) = context::with_current(|t| t.header.label()) else {
                 return prev(info);
             };
-            // SAFETY: the hook runs on the panicking coroutine's stack.
-            let label = unsafe { p.as_ref() }.header.label();
             let msg = info
                 .payload()
                 .downcast_ref::<&str>()

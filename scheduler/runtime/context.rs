@@ -40,6 +40,15 @@ pub(crate) fn current_task_ptr() -> Option<ptr::NonNull<Task>> {
     with_worker(|w| w.current.get()).flatten()
 }
 
+/// Runs `f` on the running coroutine's task, if the caller is a coroutine. The
+/// reference cannot outlive the call, and the task outlives the call because the
+/// coroutine is running in it (even if `f` suspends it).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
+    // SAFETY: see above: `current_task_ptr` is only `Some` on the coroutine's own
+    // stack, where its task is alive (the worker's registry holds it).
+    current_task_ptr().map(|p| f(unsafe { p.as_ref() }))
+}
+
 /// The running coroutine, if any.
 pub(crate) fn current_task() -> Option<G> {
     // SAFETY: the running coroutine's task is alive (see `current_task_ptr`).

@@ -78,23 +78,17 @@ pub(crate) fn unpark(g: &G) {
 
 /// Parks the caller until unparked (possibly spuriously: re-check the condition).
 pub(crate) fn park() {
-    match context::current_task_ptr() {
-        // SAFETY: we run on the coroutine's own stack, so its task is alive.
-        Some(p) => park_coroutine(unsafe { p.as_ref() }, None),
-        None => thread::park(),
+    if context::with_current(|t| park_coroutine(t, None)).is_none() {
+        thread::park();
     }
 }
 
 /// Parks the caller until unparked or `deadline` passes (possibly spuriously).
 pub(crate) fn park_until(deadline: Instant) {
-    match context::current_task_ptr() {
-        // SAFETY: we run on the coroutine's own stack, so its task is alive.
-        Some(p) => park_coroutine(unsafe { p.as_ref() }, Some(deadline)),
-        None => {
-            let now = Instant::now();
-            if deadline > now {
-                thread::park_timeout(deadline - now);
-            }
+    if context::with_current(|t| park_coroutine(t, Some(deadline))).is_none() {
+        let now = Instant::now();
+        if deadline > now {
+            thread::park_timeout(deadline - now);
         }
     }
 }
@@ -103,19 +97,18 @@ pub(crate) fn park_until(deadline: Instant) {
 /// complete even while the coroutine is being cancelled (a scope waiting for the
 /// children that borrow from its stack).
 pub(crate) fn park_uncancellable() {
-    match context::current_task_ptr() {
-        Some(p) => {
-            // SAFETY: we run on the coroutine's own stack, so its task is alive.
-            let h = unsafe { &p.as_ref().header };
-            if h.state
-                .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                // SAFETY: we are this coroutine, running on its own stack.
-                unsafe { h.suspend(Request::Park) };
-            }
+    let parked = context::with_current(|t| {
+        let h = &t.header;
+        if h.state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // SAFETY: we are this coroutine, running on its own stack.
+            unsafe { h.suspend(Request::Park) };
         }
-        None => thread::park(),
+    });
+    if parked.is_none() {
+        thread::park();
     }
 }
 
@@ -141,15 +134,14 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>) {
 
 /// Gives the worker to the other runnable coroutines, then continues.
 pub(crate) fn yield_now() {
-    match context::current_task_ptr() {
-        Some(p) => {
-            // SAFETY: we run on the coroutine's own stack, so its task is alive.
-            let h = unsafe { &p.as_ref().header };
-            super::cancel::checkpoint(h);
-            // SAFETY: we are this coroutine, running on its own stack.
-            unsafe { h.suspend(Request::Yield) };
-            super::cancel::checkpoint(h);
-        }
-        None => thread::yield_now(),
+    let yielded = context::with_current(|t| {
+        let h = &t.header;
+        super::cancel::checkpoint(h);
+        // SAFETY: we are this coroutine, running on its own stack.
+        unsafe { h.suspend(Request::Yield) };
+        super::cancel::checkpoint(h);
+    });
+    if yielded.is_none() {
+        thread::yield_now();
     }
 }

@@ -120,10 +120,7 @@ where
     while scope.data.running.load(Ordering::Acquire) != 0 {
         park::park_uncancellable();
     }
-    if let Some(p) = crate::runtime::context::current_task_ptr() {
-        // SAFETY: we run on the coroutine's own stack, so its task is alive.
-        crate::runtime::cancel::checkpoint(unsafe { &p.as_ref().header });
-    }
+    crate::runtime::context::with_current(|t| crate::runtime::cancel::checkpoint(&t.header));
     match r {
         Err(e) => resume_unwind(e),
         Ok(_) if scope.data.a_child_panicked.load(Ordering::Relaxed) => {
