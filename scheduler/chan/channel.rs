@@ -38,7 +38,16 @@ pub(crate) struct Chan<T> {
     cap: Option<usize>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// Bumped under the lock whenever an operation of the other side may have become
+    /// possible (a value buffered or taken, a waiter queued, an end gone): a spinning
+    /// waiter watches it instead of the lock.
+    version: AtomicUsize,
 }
+
+/// Backoff steps that spin (2^k pause hints each) before a waiter parks...
+const SPIN_STEPS: u32 = 7;
+/// ...and all steps, the rest yielding the thread (crossbeam's `Backoff` shape).
+const BACKOFF_STEPS: u32 = 17;
 
 /// Which queue an entry waits in.
 #[derive(Clone, Copy)]
@@ -60,6 +69,7 @@ impl<T> Chan<T> {
             cap,
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            version: AtomicUsize::new(0),
         }
     }
 
@@ -84,6 +94,41 @@ impl<T> Chan<T> {
         self.inner.lock()
     }
 
+    /// Records, under the lock, that the other side may now proceed.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        // Only the lock holder writes it: a load and a store, no read-modify-write.
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Before parking, backs off while nothing changes and the worker has nothing else
+    /// to do: spins 2^k pause hints for the first `SPIN_STEPS` steps, then yields the
+    /// thread (which lets a counterpart sharing this CPU run), up to `BACKOFF_STEPS`
+    /// steps in all across the operation (`*step` keeps count). `seen` is the version
+    /// read under the lock when the operation failed. Returns `true` if the channel
+    /// changed (retry the operation), `false` when it is time to park.
+    fn backoff(&self, seen: usize, step: &mut u32) -> bool {
+        while *step < BACKOFF_STEPS {
+            if !park::may_spin() {
+                *step = BACKOFF_STEPS;
+                return false;
+            }
+            if *step < SPIN_STEPS {
+                for _ in 0..1u32 << *step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            *step += 1;
+            if self.version.load(Ordering::Acquire) != seen {
+                return true;
+            }
+        }
+        false
+    }
+
     pub(crate) fn add_sender(&self) {
         self.senders.fetch_add(1, Ordering::Relaxed);
     }
@@ -98,6 +143,7 @@ impl<T> Chan<T> {
             let woken = {
                 let mut g = self.inner.lock();
                 g.senders_gone = true;
+                self.bump();
                 g.recvq.disconnect()
             };
             woken.iter().for_each(Waiter::unpark);
@@ -110,6 +156,7 @@ impl<T> Chan<T> {
             let (woken, _drained) = {
                 let mut g = self.inner.lock();
                 g.receivers_gone = true;
+                self.bump();
                 // Nobody can receive these any more; drop them outside the lock.
                 (g.sendq.disconnect(), std::mem::take(&mut g.buf))
             };
@@ -143,6 +190,7 @@ impl<T> Chan<T> {
         };
         if self.has_room(g) {
             g.buf.push_back(v);
+            self.bump();
             Ok(None)
         } else {
             Err(TrySendError::Full(v))
@@ -158,6 +206,7 @@ impl<T> Chan<T> {
         me: *const Selector,
     ) -> Result<(T, Option<Waiter>), TryRecvError> {
         if let Some(v) = g.buf.pop_front() {
+            self.bump();
             // A slot opened: move a waiting sender's value in behind the others.
             if self.cap != Some(0) {
                 if let Some((sv, w)) = g.sendq.take(me) {
@@ -204,21 +253,33 @@ impl<T> Chan<T> {
 
     /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut g = self.inner.lock();
-        let v = match self.try_send_locked(&mut g, v, std::ptr::null()) {
-            Ok(w) => {
-                drop(g);
-                if let Some(w) = w {
-                    w.unpark();
+        let mut step = 0;
+        let mut v = v;
+        let mut g = loop {
+            let mut g = self.inner.lock();
+            v = match self.try_send_locked(&mut g, v, std::ptr::null()) {
+                Ok(w) => {
+                    drop(g);
+                    if let Some(w) = w {
+                        w.unpark();
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                Err(TrySendError::Disconnected(v)) => {
+                    return Err(SendTimeoutError::Disconnected(v))
+                }
+                Err(TrySendError::Full(v)) => v,
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendTimeoutError::Timeout(v));
             }
-            Err(TrySendError::Disconnected(v)) => return Err(SendTimeoutError::Disconnected(v)),
-            Err(TrySendError::Full(v)) => v,
+            if step >= BACKOFF_STEPS {
+                break g;
+            }
+            let seen = self.version.load(Ordering::Relaxed);
+            drop(g);
+            self.backoff(seen, &mut step);
         };
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(SendTimeoutError::Timeout(v));
-        }
         let sel = Selector::new();
         let mut entry = Entry::new(Some(v));
         entry.bind(&sel, 0);
@@ -231,6 +292,7 @@ impl<T> Chan<T> {
         // SAFETY: `entry` and `sel` live on this frame until `wait` is dropped, and
         // `Wait::drop` unlinks the entry unless a waker already did (see waiters.rs).
         unsafe { g.sendq.push(wait.entry) };
+        self.bump();
         drop(g);
         let won = wait.park(deadline);
         drop(wait);
@@ -245,21 +307,30 @@ impl<T> Chan<T> {
 
     /// Receives, waiting for a value until `deadline` (forever if `None`).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut g = self.inner.lock();
-        match self.try_recv_locked(&mut g, std::ptr::null()) {
-            Ok((v, w)) => {
-                drop(g);
-                if let Some(w) = w {
-                    w.unpark();
+        let mut step = 0;
+        let mut g = loop {
+            let mut g = self.inner.lock();
+            match self.try_recv_locked(&mut g, std::ptr::null()) {
+                Ok((v, w)) => {
+                    drop(g);
+                    if let Some(w) = w {
+                        w.unpark();
+                    }
+                    return Ok(v);
                 }
-                return Ok(v);
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
             }
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => {}
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(RecvTimeoutError::Timeout);
-        }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if step >= BACKOFF_STEPS {
+                break g;
+            }
+            let seen = self.version.load(Ordering::Relaxed);
+            drop(g);
+            self.backoff(seen, &mut step);
+        };
         let sel = Selector::new();
         let mut entry = Entry::new(None);
         entry.bind(&sel, 0);
@@ -271,6 +342,7 @@ impl<T> Chan<T> {
         };
         // SAFETY: as in `send`: `wait` unlinks the entry before this frame ends.
         unsafe { g.recvq.push(wait.entry) };
+        self.bump();
         drop(g);
         let won = wait.park(deadline);
         drop(wait);

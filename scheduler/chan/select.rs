@@ -117,6 +117,7 @@ unsafe impl<T> Case for RecvCase<'_, T> {
         // SAFETY: our caller pins `self` (hence the entry) and `sel` until
         // `unregister`/`finish`, which unlink it or find it unlinked.
         unsafe { g.recvq.push(NonNull::from(&mut self.entry)) };
+        self.chan.bump();
         self.queued = true;
         false
     }
@@ -185,6 +186,7 @@ unsafe impl<T> Case for SendCase<'_, T> {
         self.entry.bind(sel, idx);
         // SAFETY: as in `RecvCase::register`.
         unsafe { g.sendq.push(NonNull::from(&mut self.entry)) };
+        self.chan.bump();
         self.queued = true;
         false
     }
