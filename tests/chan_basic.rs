@@ -495,3 +495,48 @@ fn after_and_tick() {
     .unwrap();
     assert!((3..=13).contains(&n), "ticks in 60 ms at 5 ms: {n}");
 }
+
+// A coroutine parked in recv, send or select when its runtime shuts down unwinds
+// (Cancelled) and takes its queue entries with it: the channel still works after.
+#[test]
+fn cancelled_waiters_leave_queues_consistent() {
+    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let (tx, rx) = bounded::<u32>(0);
+    let (tx2, rx2) = bounded::<u32>(0);
+    let hs = vec![
+        {
+            let rx = rx.clone();
+            rt.spawn(move || {
+                let _ = rx.recv();
+            })
+        },
+        {
+            let tx2 = tx2.clone();
+            rt.spawn(move || {
+                let _ = tx2.send(1);
+            })
+        },
+        {
+            let (rx, tx2) = (rx.clone(), tx2.clone());
+            rt.spawn(move || {
+                corun::select! {
+                    recv(rx) -> _ => (),
+                    send(tx2, 2) -> _ => (),
+                }
+            })
+        },
+    ];
+    std::thread::sleep(Duration::from_millis(30));
+    drop(rt);
+    for h in hs {
+        let err = h.join().unwrap_err();
+        assert!(err.downcast_ref::<corun::Cancelled>().is_some());
+    }
+    // Nobody waits any more: a rendezvous try_send/try_recv finds no stale partner.
+    assert!(tx.try_send(5).unwrap_err().is_full());
+    assert!(rx2.try_recv().unwrap_err().is_empty());
+    // And the channels still pair live partners.
+    let t = std::thread::spawn(move || rx.recv().unwrap());
+    tx.send(6).unwrap();
+    assert_eq!(t.join().unwrap(), 6);
+}
