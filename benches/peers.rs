@@ -146,7 +146,6 @@ mod corun_rt {
     /// Why a workload has no corun version yet (`None`: it has one).
     pub fn missing(workload: &str) -> Option<&'static str> {
         match workload {
-            "w3" | "w4chan" => Some("n/a (channels: issue 3)"),
             "w6" => Some("n/a (net: issue 4)"),
             "w7" => Some("n/a (mutex: issue 3/4)"),
             _ => None,
@@ -167,7 +166,9 @@ mod corun_rt {
         match workload {
             "w1" => rt.block_on(w1),
             "w2" => rt.block_on(w2),
+            "w3" => rt.block_on(w3),
             "w4" => w4(&rt),
+            "w4chan" => rt.block_on(w4chan),
             "w5" => rt.block_on(move || w5(arg.unwrap_or(W5_DEFAULT_N))),
             "w8" => rt.block_on(move || w8(workers)),
             other => panic!("corun has no workload {other}"),
@@ -216,6 +217,66 @@ mod corun_rt {
         let v = check("w2", ctr.load(Ordering::SeqCst), W2_TASKS * W2_YIELDS);
         Outcome::default()
             .with("ns_per_yield", ns_per(t, W2_TASKS * W2_YIELDS))
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
+    }
+
+    /// Ping-pong over two unbounded `corun::chan` channels.
+    fn w3() -> Outcome {
+        let (tx_a, rx_a) = corun::chan::unbounded::<u64>();
+        let (tx_b, rx_b) = corun::chan::unbounded::<u64>();
+        let t0 = Instant::now();
+        let ponger = corun::spawn(move || {
+            for _ in 0..W3_N {
+                let v = rx_a.recv().expect("ping");
+                tx_b.send(v + 1).expect("pong");
+            }
+        });
+        let pinger = corun::spawn(move || {
+            let mut v = 0u64;
+            for _ in 0..W3_N {
+                tx_a.send(v).expect("ping");
+                v = rx_b.recv().expect("pong");
+            }
+            v
+        });
+        let v = pinger.join().expect("pinger");
+        ponger.join().expect("ponger");
+        let t = t0.elapsed();
+        let v = check("w3", v, W3_N);
+        Outcome::default()
+            .with("ns_per_roundtrip", ns_per(t, W3_N))
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
+    }
+
+    fn skynet_chan(tx: corun::chan::Sender<u64>, num: u64, size: u64) {
+        if size == 1 {
+            tx.send(num).expect("skynet send");
+            return;
+        }
+        let step = size / SKYNET_DIV;
+        let (rtx, rrx) = corun::chan::unbounded::<u64>();
+        for i in 0..SKYNET_DIV {
+            let t = rtx.clone();
+            corun::spawn(move || skynet_chan(t, num + i * step, step));
+        }
+        drop(rtx);
+        let sum: u64 = (0..SKYNET_DIV)
+            .map(|_| rrx.recv().expect("skynet recv"))
+            .sum();
+        tx.send(sum).expect("skynet send");
+    }
+
+    /// Skynet over unbounded channels (the tokio anchor's shape).
+    fn w4chan() -> Outcome {
+        let t0 = Instant::now();
+        let (tx, rx) = corun::chan::unbounded::<u64>();
+        corun::spawn(move || skynet_chan(tx, 0, SKYNET_LEAVES));
+        let v = rx.recv().expect("skynet root");
+        let t = t0.elapsed();
+        let v = check("w4chan", v, SKYNET_SUM);
+        Outcome::default()
             .with("internal_ms", ms(t))
             .with("checksum", v)
     }

@@ -27,6 +27,7 @@
 //! - [`go!`] / [`spawn`] / [`Builder`] start coroutines; [`JoinHandle::join`] waits.
 //! - [`yield_now`], [`sleep`], [`park`] and [`current`] act on the calling coroutine,
 //!   or on the calling thread outside one, so the same code works in both.
+//! - [`chan`] has Go's channels, and [`select!`] waits on several of them.
 //! - [`scope`] runs coroutines that borrow from the caller's stack.
 //! - [`Runtime`] builds a runtime of its own; without one, a default runtime starts
 //!   on first use.
@@ -37,6 +38,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod chan;
 pub mod coroutine;
 mod loom;
 mod runtime;

@@ -76,6 +76,16 @@ pub(crate) fn unpark(g: &G) {
     }
 }
 
+/// Whether a waiter may spin a little before parking: a plain thread, or a coroutine
+/// whose worker has nothing else to run (Go's `canSpin` idea). Spinning then costs no
+/// other coroutine its turn and saves the futex sleep/wake of a cross-worker wake.
+pub(crate) fn may_spin() -> bool {
+    match context::current_task_ptr() {
+        Some(_) => context::with_worker(|w| !w.has_local_work()).unwrap_or(false),
+        None => true,
+    }
+}
+
 /// Parks the caller until unparked (possibly spuriously: re-check the condition).
 pub(crate) fn park() {
     if context::with_current(|t| park_coroutine(t, None)).is_none() {

@@ -441,7 +441,7 @@ impl Worker {
         matches!(self.timers.borrow().next_deadline(), Some(d) if d <= Instant::now())
     }
 
-    fn has_local_work(&self) -> bool {
+    pub(crate) fn has_local_work(&self) -> bool {
         // SAFETY-free peek: runnext is owner-only.
         let rn = self.runnext.take();
         let has = rn.is_some();

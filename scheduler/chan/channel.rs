@@ -1,0 +1,407 @@
+//! The channel itself: one lock around a buffer and two wait queues (Go's `hchan`).
+//!
+//! All three flavours share this code: `cap == Some(0)` is a rendezvous channel (the
+//! buffer stays empty and every value goes from a sender's slot to a receiver's),
+//! `Some(n)` a buffer of `n`, `None` unbounded (senders never wait).
+//!
+//! Invariants, under the lock: a live receiver waits only while the buffer is empty,
+//! and a live sender waits only while the buffer is full (or the channel has no
+//! buffer). A sender that finds a waiting receiver hands the value straight to it
+//! (Go's direct send), and a receiver that finds a waiting sender takes the head of
+//! the buffer and moves the sender's value to its tail, so FIFO order holds.
+
+use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use super::waiters::{Entry, Selector, WaitQueue, ABORTED};
+use crate::runtime::park::{self, Waiter};
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+pub(crate) struct Inner<T> {
+    buf: VecDeque<T>,
+    pub(crate) recvq: WaitQueue<T>,
+    pub(crate) sendq: WaitQueue<T>,
+    /// Every `Sender` is gone.
+    senders_gone: bool,
+    /// Every `Receiver` is gone.
+    receivers_gone: bool,
+}
+
+// SAFETY: the queues hold pointers to entries whose values are `T`s moved between
+// threads only under the channel lock; with `T: Send` that is a plain move of a `T`.
+unsafe impl<T: Send> Send for Inner<T> {}
+
+pub(crate) struct Chan<T> {
+    inner: Mutex<Inner<T>>,
+    cap: Option<usize>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+    /// Bumped under the lock whenever an operation of the other side may have become
+    /// possible (a value buffered or taken, a waiter queued, an end gone): a spinning
+    /// waiter watches it instead of the lock.
+    version: AtomicUsize,
+}
+
+/// Backoff steps that spin (2^k pause hints each) before a waiter parks...
+const SPIN_STEPS: u32 = 7;
+/// ...and all steps, the rest yielding the thread (crossbeam's `Backoff` shape).
+const BACKOFF_STEPS: u32 = 17;
+
+/// Which queue an entry waits in.
+#[derive(Clone, Copy)]
+pub(crate) enum Side {
+    Send,
+    Recv,
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
+        Chan {
+            inner: Mutex::new(Inner {
+                buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
+                recvq: WaitQueue::new(),
+                sendq: WaitQueue::new(),
+                senders_gone: false,
+                receivers_gone: false,
+            }),
+            cap,
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+            version: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.cap
+    }
+
+    /// Under the lock: whether the buffer takes one more value.
+    #[inline]
+    fn has_room(&self, g: &Inner<T>) -> bool {
+        match self.cap {
+            None => true,
+            Some(c) => g.buf.len() < c,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().buf.len()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        self.inner.lock()
+    }
+
+    /// Records, under the lock, that the other side may now proceed.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        // Only the lock holder writes it: a load and a store, no read-modify-write.
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Before parking, backs off while nothing changes and the worker has nothing else
+    /// to do: spins 2^k pause hints for the first `SPIN_STEPS` steps, then yields the
+    /// thread (which lets a counterpart sharing this CPU run), up to `BACKOFF_STEPS`
+    /// steps in all across the operation (`*step` keeps count). `seen` is the version
+    /// read under the lock when the operation failed. Returns `true` if the channel
+    /// changed (retry the operation), `false` when it is time to park.
+    fn backoff(&self, seen: usize, step: &mut u32) -> bool {
+        while *step < BACKOFF_STEPS {
+            if !park::may_spin() {
+                *step = BACKOFF_STEPS;
+                return false;
+            }
+            if *step < SPIN_STEPS {
+                for _ in 0..1u32 << *step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            *step += 1;
+            if self.version.load(Ordering::Acquire) != seen {
+                return true;
+            }
+        }
+        false
+    }
+
+    pub(crate) fn add_sender(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_receiver(&self) {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last `Sender` went away: wake every waiting receiver with nothing.
+    pub(crate) fn drop_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let woken = {
+                let mut g = self.inner.lock();
+                g.senders_gone = true;
+                self.bump();
+                g.recvq.disconnect()
+            };
+            woken.iter().for_each(Waiter::unpark);
+        }
+    }
+
+    /// The last `Receiver` went away: wake every waiting sender with its value.
+    pub(crate) fn drop_receiver(&self) {
+        if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let (woken, _drained) = {
+                let mut g = self.inner.lock();
+                g.receivers_gone = true;
+                self.bump();
+                // Nobody can receive these any more; drop them outside the lock.
+                (g.sendq.disconnect(), std::mem::take(&mut g.buf))
+            };
+            woken.iter().for_each(Waiter::unpark);
+        }
+    }
+
+    /// Under the lock: whether the given side could complete now for a selector `me`.
+    pub(crate) fn ready(&self, g: &Inner<T>, side: Side, me: *const Selector) -> bool {
+        match side {
+            Side::Recv => !g.buf.is_empty() || g.senders_gone || g.sendq.has_live(me),
+            Side::Send => g.receivers_gone || self.has_room(g) || g.recvq.has_live(me),
+        }
+    }
+
+    /// Under the lock: sends `v` if that needs no waiting. Returns the waiter to
+    /// unpark once the lock is released.
+    #[inline]
+    pub(crate) fn try_send_locked(
+        &self,
+        g: &mut Inner<T>,
+        v: T,
+        me: *const Selector,
+    ) -> Result<Option<Waiter>, TrySendError<T>> {
+        if g.receivers_gone {
+            return Err(TrySendError::Disconnected(v));
+        }
+        let v = match g.recvq.give(v, me) {
+            Ok(w) => return Ok(Some(w)),
+            Err(v) => v,
+        };
+        if self.has_room(g) {
+            g.buf.push_back(v);
+            self.bump();
+            Ok(None)
+        } else {
+            Err(TrySendError::Full(v))
+        }
+    }
+
+    /// Under the lock: receives if that needs no waiting. Returns the value and the
+    /// waiter to unpark once the lock is released.
+    #[inline]
+    pub(crate) fn try_recv_locked(
+        &self,
+        g: &mut Inner<T>,
+        me: *const Selector,
+    ) -> Result<(T, Option<Waiter>), TryRecvError> {
+        if let Some(v) = g.buf.pop_front() {
+            self.bump();
+            // A slot opened: move a waiting sender's value in behind the others.
+            if self.cap != Some(0) {
+                if let Some((sv, w)) = g.sendq.take(me) {
+                    g.buf.push_back(sv);
+                    return Ok((v, Some(w)));
+                }
+            }
+            return Ok((v, None));
+        }
+        if let Some((v, w)) = g.sendq.take(me) {
+            return Ok((v, Some(w)));
+        }
+        if g.senders_gone {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
+        let r = {
+            let mut g = self.inner.lock();
+            self.try_send_locked(&mut g, v, std::ptr::null())
+        };
+        r.map(|w| {
+            if let Some(w) = w {
+                w.unpark();
+            }
+        })
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let r = {
+            let mut g = self.inner.lock();
+            self.try_recv_locked(&mut g, std::ptr::null())
+        };
+        r.map(|(v, w)| {
+            if let Some(w) = w {
+                w.unpark();
+            }
+            v
+        })
+    }
+
+    /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut step = 0;
+        let mut v = v;
+        let mut g = loop {
+            let mut g = self.inner.lock();
+            v = match self.try_send_locked(&mut g, v, std::ptr::null()) {
+                Ok(w) => {
+                    drop(g);
+                    if let Some(w) = w {
+                        w.unpark();
+                    }
+                    return Ok(());
+                }
+                Err(TrySendError::Disconnected(v)) => {
+                    return Err(SendTimeoutError::Disconnected(v))
+                }
+                Err(TrySendError::Full(v)) => v,
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendTimeoutError::Timeout(v));
+            }
+            if step >= BACKOFF_STEPS {
+                break g;
+            }
+            let seen = self.version.load(Ordering::Relaxed);
+            drop(g);
+            self.backoff(seen, &mut step);
+        };
+        let sel = Selector::new();
+        let mut entry = Entry::new(Some(v));
+        entry.bind(&sel, 0);
+        let mut wait = Wait {
+            chan: self,
+            side: Side::Send,
+            sel: &sel,
+            entry: NonNull::from(&mut entry),
+        };
+        // SAFETY: `entry` and `sel` live on this frame until `wait` is dropped, and
+        // `Wait::drop` unlinks the entry unless a waker already did (see waiters.rs).
+        unsafe { g.sendq.push(wait.entry) };
+        self.bump();
+        drop(g);
+        let won = wait.park(deadline);
+        drop(wait);
+        let slot = entry.slot_mut().take();
+        match (won, slot) {
+            (true, None) => Ok(()),
+            (true, Some(v)) => Err(SendTimeoutError::Disconnected(v)),
+            (false, Some(v)) => Err(SendTimeoutError::Timeout(v)),
+            (false, None) => unreachable!("an aborted send keeps its value"),
+        }
+    }
+
+    /// Receives, waiting for a value until `deadline` (forever if `None`).
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut step = 0;
+        let mut g = loop {
+            let mut g = self.inner.lock();
+            match self.try_recv_locked(&mut g, std::ptr::null()) {
+                Ok((v, w)) => {
+                    drop(g);
+                    if let Some(w) = w {
+                        w.unpark();
+                    }
+                    return Ok(v);
+                }
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if step >= BACKOFF_STEPS {
+                break g;
+            }
+            let seen = self.version.load(Ordering::Relaxed);
+            drop(g);
+            self.backoff(seen, &mut step);
+        };
+        let sel = Selector::new();
+        let mut entry = Entry::new(None);
+        entry.bind(&sel, 0);
+        let mut wait = Wait {
+            chan: self,
+            side: Side::Recv,
+            sel: &sel,
+            entry: NonNull::from(&mut entry),
+        };
+        // SAFETY: as in `send`: `wait` unlinks the entry before this frame ends.
+        unsafe { g.recvq.push(wait.entry) };
+        self.bump();
+        drop(g);
+        let won = wait.park(deadline);
+        drop(wait);
+        match (won, entry.slot_mut().take()) {
+            (true, Some(v)) => Ok(v),
+            (true, None) => Err(RecvTimeoutError::Disconnected),
+            (false, _) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// Unlinks `e` from the queue of `side` if it is still there.
+    pub(crate) fn unlink(&self, side: Side, e: NonNull<Entry<T>>) {
+        let mut g = self.inner.lock();
+        match side {
+            Side::Send => g.sendq.remove(e),
+            Side::Recv => g.recvq.remove(e),
+        }
+    }
+}
+
+/// A single queued operation: parks until it completes, and on every way out (timeout,
+/// unwinding) leaves no entry behind.
+struct Wait<'a, T> {
+    chan: &'a Chan<T>,
+    side: Side,
+    sel: &'a Selector,
+    entry: NonNull<Entry<T>>,
+}
+
+impl<T> Wait<'_, T> {
+    /// Parks until a waker completes the operation (`true`) or the deadline passes and
+    /// the operation is withdrawn (`false`).
+    fn park(&mut self, deadline: Option<Instant>) -> bool {
+        loop {
+            if let Some(s) = self.sel.selected() {
+                return s != ABORTED;
+            }
+            match deadline {
+                None => park::park(),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        if self.sel.try_abort() {
+                            return false;
+                        }
+                        continue; // a waker won just now
+                    }
+                    park::park_until(d);
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Wait<'_, T> {
+    fn drop(&mut self) {
+        // Completed by a waker: it unlinked the entry, nothing to do (no lock taken).
+        // Otherwise (aborted on timeout, or unwinding out of `park`), take it out.
+        if self.sel.selected() == Some(ABORTED) || self.sel.try_abort() {
+            self.chan.unlink(self.side, self.entry);
+        }
+    }
+}
