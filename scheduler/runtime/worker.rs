@@ -419,18 +419,25 @@ impl Worker {
 
     // ---- sleeping ----
 
-    /// A searcher waits a few microseconds for work before sleeping: waking a
-    /// sleeping thread costs a futex call on both sides, far more than the wait when
-    /// a spawner keeps producing. Only searchers spin, so at most half the workers do.
+    /// Waits a few microseconds for work before sleeping: waking a sleeping thread
+    /// costs a futex call on both sides, far more than the wait when work keeps
+    /// coming. A searcher (at most half the workers) watches every queue; a worker
+    /// that is not allowed to search but has started coroutines of its own watches
+    /// only its inbox, where their wake-ups arrive (a ping-pong pair split over two
+    /// workers wakes each side this way, thousands of times a second).
     fn spin_for_work(&self) -> bool {
-        if !self.searching.get() {
+        let searching = self.searching.get();
+        if !searching && self.registry.borrow().is_empty() {
             return false;
         }
         for _ in 0..SPIN_ROUNDS {
             for _ in 0..32 {
                 std::hint::spin_loop();
             }
-            if self.has_local_work() || self.shared.has_portable_work() || self.timers_due() {
+            if self.has_local_work()
+                || searching && self.shared.has_portable_work()
+                || self.timers_due()
+            {
                 return true;
             }
         }
