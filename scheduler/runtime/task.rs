@@ -72,7 +72,7 @@ pub(crate) struct Header {
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
     pub(crate) timer_seq: AtomicU64,
     fiber: UnsafeCell<Option<Fiber<Request>>>,
-    suspender: UnsafeCell<*const Suspender<'static, Request>>,
+    suspender: UnsafeCell<*const Suspender<Request>>,
     joiner: UnsafeCell<Option<Waiter>>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
 }
@@ -149,16 +149,11 @@ impl Header {
     }
 
     /// Records the suspender; called first thing on the coroutine's own stack.
-    fn set_suspender(&self, s: &Suspender<'_, Request>) {
+    fn set_suspender(&self, s: &Suspender<Request>) {
         // SAFETY: only the coroutine itself touches `suspender`, on one thread at a
-        // time; the lifetime is erased because the frame outlives every use (`suspend`
-        // is only called by the running coroutine, inside that frame).
-        unsafe {
-            *self.suspender.get() = std::mem::transmute::<
-                *const Suspender<'_, Request>,
-                *const Suspender<'static, Request>,
-            >(s)
-        }
+        // time; the suspender lives in its entry frame, which outlives every use
+        // (`suspend` is only called by the running coroutine, inside that frame).
+        unsafe { *self.suspender.get() = s }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -253,7 +248,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Body for Closure<F, T> {
 pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> Fiber<Request> {
     let g2 = g.clone();
     let h = &g.header;
-    Fiber::new(stack, h.name.as_deref(), h.id, move |s| {
+    Fiber::new(stack, h.name.as_deref(), h.id, move |s, ()| {
         g2.header.set_suspender(s);
         g2.body.run();
         // SAFETY: only this coroutine touches its locals; they drop on its own stack.
