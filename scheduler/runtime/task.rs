@@ -57,7 +57,8 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     join: AtomicU8,
     pub(crate) migratable: bool,
-    /// Set by runtime shutdown: the next cancellation point unwinds the coroutine.
+    /// Set by `JoinHandle::cancel` or runtime shutdown, never cleared: every later
+    /// cancellation point unwinds the coroutine; an unstarted one is never run.
     pub(crate) cancel: AtomicBool,
     /// Worker index the coroutine is bound to; `UNSTARTED` before its first run.
     pub(crate) home: AtomicU32,
