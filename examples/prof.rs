@@ -7,7 +7,7 @@ fn main() {
         .unwrap_or(2);
     if w == "switch" {
         use corun::coroutine::{stack::Stack, Fiber};
-        let mut f: Fiber<u32> = Fiber::new(Stack::new(64 * 1024).unwrap(), None, 1, |s| loop {
+        let mut f: Fiber<u32> = Fiber::new(Stack::new(64 * 1024).unwrap(), None, 1, |s, ()| loop {
             s.suspend(1)
         });
         let n = 10_000_000;

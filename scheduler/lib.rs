@@ -31,6 +31,10 @@
 //! - [`scope`] runs coroutines that borrow from the caller's stack.
 //! - [`Runtime`] builds a runtime of its own; without one, a default runtime starts
 //!   on first use.
+//! - [`JoinHandle::cancel`] asks a coroutine to stop: it unwinds from its next
+//!   cancellation point and its `join()` gives a [`Cancelled`] payload.
+//! - [`Generator`] is Python's `yield`/`send` generator on a stack of its own; it runs
+//!   on the caller's thread and needs no runtime.
 //!
 //! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
 //! contract.
@@ -40,10 +44,12 @@
 
 pub mod chan;
 pub mod coroutine;
+mod generator;
 mod loom;
 mod runtime;
 mod time;
 
+pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use runtime::cancel::Cancelled;
 pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};

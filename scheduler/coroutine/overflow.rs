@@ -119,6 +119,34 @@ fn current() -> *const OverflowInfo {
     CURRENT.with(|c| c.load(Ordering::Acquire))
 }
 
+/// The info of the stack this thread runs on now (null on a thread's own stack),
+/// for [`restore`] once control comes back to this stack after a switch.
+///
+/// Fibers nest (a generator resumed from a coroutine, a coroutine that parks from
+/// inside a generator's stack), so "who runs here" is not one fixed fiber: each
+/// switch point saves what was current before it switches and puts it back after.
+///
+/// Inlined: it is read before a switch and never reused after it ([`restore`], which
+/// runs after the switch, is an opaque call that finds the thread-local afresh).
+#[inline]
+pub fn saved() -> *const OverflowInfo {
+    CURRENT.with(|c| c.load(Ordering::Relaxed))
+}
+
+/// Marks `info` (a value from [`saved`], possibly null) as running on this thread
+/// again.
+///
+/// # Safety
+///
+/// As for [`enter`]: a non-null `info` must stay valid until the next `enter`,
+/// `restore` or [`leave`] on this thread. A value [`saved`] on a stack and restored
+/// when control returns to that same stack meets this: the info belongs to that
+/// stack's fiber, whose entry frame is alive while code runs on it.
+#[inline(never)]
+pub unsafe fn restore(info: *const OverflowInfo) {
+    CURRENT.with(|c| c.store(info as *mut OverflowInfo, Ordering::Release));
+}
+
 /// Page size for the handler, set by `install`, so the handler only reads a static.
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
 

@@ -31,7 +31,11 @@ impl<T> JoinHandle<T> {
     /// let err = h.join().unwrap_err();
     /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
     /// ```
+    ///
+    /// `join` is a cancellation point: in a coroutine that is cancelled it unwinds
+    /// instead of returning (see [`crate::Cancelled`]).
     pub fn join(self) -> thread::Result<T> {
+        super::cancel::checkpoint_current();
         let h = &self.g.header;
         // SAFETY: `join` consumes the only handle, so this is the only joiner.
         if !h.is_finished() && unsafe { h.set_joiner(Waiter::current()) } {
@@ -44,6 +48,50 @@ impl<T> JoinHandle<T> {
         // handle was made with it), and the coroutine has finished.
         unsafe { self.g.take_output(&mut out as *mut _ as *mut ()) };
         out.expect("a finished coroutine has a result")
+    }
+
+    /// Asks the coroutine to stop. At its next cancellation point (`park`,
+    /// `yield_now`, `sleep`, `join`, and what waits through them; see
+    /// [`crate::Cancelled`]) that call does not return: the coroutine's stack unwinds,
+    /// running every destructor, and [`join`](JoinHandle::join) gives `Err` with a
+    /// [`crate::Cancelled`] payload. A parked or sleeping coroutine is woken to do so
+    /// at once; one that has not started yet never runs its closure (the closure is
+    /// dropped). Returns immediately, without waiting for the coroutine to end.
+    ///
+    /// Returns false, doing nothing, if the coroutine has already ended: its
+    /// result stands. True means the request was made; a coroutine that returns
+    /// without reaching a cancellation point still ends with its own result.
+    /// Cancelling twice is harmless.
+    ///
+    /// With `panic = "abort"` nothing can unwind, so `cancel` is unavailable: it does
+    /// nothing and returns false.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// struct Guard(Arc<AtomicBool>);
+    /// impl Drop for Guard {
+    ///     fn drop(&mut self) {
+    ///         self.0.store(true, Ordering::SeqCst); // a lock released, a file closed...
+    ///     }
+    /// }
+    ///
+    /// let released = Arc::new(AtomicBool::new(false));
+    /// let guard = Guard(released.clone());
+    /// let h = corun::spawn(move || {
+    ///     let _guard = guard; // dropped by the unwind (or with the unrun closure)
+    ///     loop {
+    ///         corun::park(); // waits for something that never comes
+    ///     }
+    /// });
+    /// assert!(h.cancel());
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.downcast_ref::<corun::Cancelled>().is_some());
+    /// assert!(released.load(Ordering::SeqCst));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        super::cancel::cancel(&self.g)
     }
 
     /// True once the coroutine has ended (returned, panicked or been cancelled).

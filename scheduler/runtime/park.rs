@@ -125,6 +125,17 @@ pub(crate) fn park_uncancellable() {
 fn park_coroutine(t: &Task, deadline: Option<Instant>) {
     let h = &t.header;
     super::cancel::checkpoint(h);
+    if super::cancel::is_requested(h) {
+        // Cancelled, yet the checkpoint did not raise because this thread is
+        // unwinding: this coroutine (a destructor waiting during its own unwind), or
+        // another one of this worker suspended mid-unwind (std's panic count is per
+        // thread). Do not sleep, or the cancellation could be lost: come back after
+        // the others ran and check again. For the caller this is a spurious wakeup.
+        // SAFETY: we are this coroutine, running on its own stack.
+        unsafe { h.suspend(Request::Yield) };
+        super::cancel::checkpoint(h);
+        return;
+    }
     if h.state
         .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
         .is_ok()

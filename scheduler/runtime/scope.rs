@@ -51,8 +51,11 @@ unsafe impl<T: Send> Sync for Packet<'_, T> {}
 
 impl<T> Drop for Packet<'_, T> {
     fn drop(&mut self) {
-        if let Some(Err(_)) = self.result.get_mut() {
-            self.scope.a_child_panicked.store(true, Ordering::Relaxed);
+        if let Some(Err(e)) = self.result.get_mut() {
+            // A cancelled child was asked to stop: that is no failure of the scope.
+            if e.downcast_ref::<crate::Cancelled>().is_none() {
+                self.scope.a_child_panicked.store(true, Ordering::Relaxed);
+            }
         }
         // Drop the result before the count goes down: it may borrow from 'env.
         *self.result.get_mut() = None;
@@ -84,11 +87,29 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
     }
+
+    /// Asks the coroutine to stop, as [`JoinHandle::cancel`] does; its `join` then
+    /// gives a [`crate::Cancelled`] payload. Unlike a panic, a cancelled coroutine
+    /// that is not joined does not make the scope panic.
+    ///
+    /// ```
+    /// corun::scope(|s| {
+    ///     let h = s.spawn(|| loop {
+    ///         corun::park();
+    ///     });
+    ///     h.cancel();
+    ///     let err = h.join().unwrap_err();
+    ///     assert!(err.downcast_ref::<corun::Cancelled>().is_some());
+    /// });
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.handle.cancel()
+    }
 }
 
 /// Runs `f` with a [`Scope`] whose coroutines may borrow non-`'static` data; returns
-/// once all of them have ended. If any of them panicked and was not joined, `scope`
-/// panics after they all ended.
+/// once all of them have ended. If any of them panicked (a cancelled one does not
+/// count) and was not joined, `scope` panics after they all ended.
 ///
 /// ```
 /// let mut counts = [0u32; 4];

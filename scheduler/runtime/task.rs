@@ -176,7 +176,8 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     join: AtomicU8,
     pub(crate) migratable: bool,
-    /// Set by runtime shutdown: the next cancellation point unwinds the coroutine.
+    /// Set by `JoinHandle::cancel` or runtime shutdown, never cleared: every later
+    /// cancellation point unwinds the coroutine; an unstarted one is never run.
     pub(crate) cancel: AtomicBool,
     /// Worker index the coroutine is bound to; `UNSTARTED` before its first run.
     pub(crate) home: AtomicU32,
@@ -190,7 +191,7 @@ pub(crate) struct Header {
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
     pub(crate) timer_seq: AtomicU32,
     fiber: UnsafeCell<Option<FiberBox<Request>>>,
-    suspender: UnsafeCell<*const Suspender<'static, Request>>,
+    suspender: UnsafeCell<*const Suspender<Request>>,
     joiner: UnsafeCell<Option<Waiter>>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
 }
@@ -278,16 +279,11 @@ impl Header {
     }
 
     /// Records the suspender; called first thing on the coroutine's own stack.
-    fn set_suspender(&self, s: &Suspender<'_, Request>) {
+    fn set_suspender(&self, s: &Suspender<Request>) {
         // SAFETY: only the coroutine itself touches `suspender`, on one thread at a
-        // time; the lifetime is erased because the frame outlives every use (`suspend`
-        // is only called by the running coroutine, inside that frame).
-        unsafe {
-            *self.suspender.get() = std::mem::transmute::<
-                *const Suspender<'_, Request>,
-                *const Suspender<'static, Request>,
-            >(s)
-        }
+        // time; the suspender lives in its entry frame, which outlives every use
+        // (`suspend` is only called by the running coroutine, inside that frame).
+        unsafe { *self.suspender.get() = s }
     }
 
     pub(crate) fn is_finished(&self) -> bool {

@@ -357,6 +357,11 @@ impl Worker {
             self.abandon(g, Box::new(crate::Cancelled));
             return false;
         }
+        if h.cancel.load(Ordering::Acquire) {
+            // Cancelled before it ever ran: its closure never runs.
+            self.abandon(g, Box::new(crate::Cancelled));
+            return false;
+        }
         let stack = if h.stack_size() == 0 {
             self.shared.stacks.get(&mut self.stacks.borrow_mut())
         } else {

@@ -23,7 +23,11 @@ pub fn sleep(d: Duration) {
 }
 
 /// Sleeps until `deadline`; see [`sleep`].
+///
+/// In a coroutine, `sleep` and `sleep_until` are cancellation points, even when the
+/// deadline has passed: a cancelled coroutine unwinds here (see [`crate::Cancelled`]).
 pub fn sleep_until(deadline: Instant) {
+    crate::runtime::cancel::checkpoint_current();
     if context::current_task_ptr().is_none() {
         let now = Instant::now();
         if deadline > now {
