@@ -40,6 +40,7 @@
 pub mod coroutine;
 mod loom;
 mod runtime;
+pub mod sync;
 mod time;
 
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
