@@ -147,7 +147,6 @@ mod corun_rt {
     pub fn missing(workload: &str) -> Option<&'static str> {
         match workload {
             "w6" => Some("n/a (net: issue 4)"),
-            "w7" => Some("n/a (mutex: issue 3/4)"),
             _ => None,
         }
     }
@@ -170,6 +169,7 @@ mod corun_rt {
             "w4" => w4(&rt),
             "w4chan" => rt.block_on(w4chan),
             "w5" => rt.block_on(move || w5(arg.unwrap_or(W5_DEFAULT_N))),
+            "w7" => rt.block_on(w7),
             "w8" => rt.block_on(move || w8(workers)),
             other => panic!("corun has no workload {other}"),
         }
@@ -347,6 +347,30 @@ mod corun_rt {
         let t = t0.elapsed();
         let v = check("w5", ctr.load(Ordering::SeqCst), n);
         w5_outcome(n, before, maps, t).with("checksum", v)
+    }
+
+    fn w7() -> Outcome {
+        let m = Arc::new(corun::sync::Mutex::new(0u64));
+        let t0 = Instant::now();
+        let hs: Vec<_> = (0..W7_TASKS)
+            .map(|_| {
+                let m = m.clone();
+                corun::spawn(move || {
+                    for _ in 0..W7_INCS {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().expect("w7 coroutine");
+        }
+        let t = t0.elapsed();
+        let v = *m.lock();
+        let v = check("w7", v, W7_TASKS * W7_INCS);
+        Outcome::default()
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
     }
 
     fn pfib(n: u64) -> u64 {

@@ -47,6 +47,7 @@ pub mod coroutine;
 mod generator;
 mod loom;
 mod runtime;
+pub mod sync;
 mod time;
 
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};

@@ -1,0 +1,171 @@
+//! Cancellation (dropping the runtime) and corun::sync: a held lock is released as the
+//! guard drops during the unwind; a cancelled waiter leaves the queue usable.
+
+use corun::sync::{Condvar, Mutex, RwLock, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn is_cancelled<T: std::fmt::Debug>(r: std::thread::Result<T>) -> bool {
+    matches!(r, Err(e) if e.downcast_ref::<corun::Cancelled>().is_some())
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn cancelled_holder_releases_the_mutex() {
+    let m = Arc::new(Mutex::new(0u32));
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let (m2, held2) = (m.clone(), held.clone());
+    let h = rt.spawn(move || {
+        let mut g = m2.lock();
+        *g += 1;
+        held2.store(1, Ordering::SeqCst);
+        loop {
+            corun::park(); // holds the lock until cancelled
+        }
+    });
+    wait_for("the holder", || held.load(Ordering::SeqCst) == 1);
+    assert!(m.try_lock().is_none());
+    drop(rt);
+    assert!(is_cancelled(h.join()));
+    // The guard dropped during the unwind.
+    *m.try_lock().expect("released by the unwind") += 1;
+    assert_eq!(*m.lock(), 2);
+}
+
+#[test]
+fn cancelled_waiters_leave_the_queue_usable() {
+    let m = Arc::new(Mutex::new(0u32));
+    let g = m.lock(); // this thread holds it
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..20)
+        .map(|_| {
+            let (m, started) = (m.clone(), started.clone());
+            rt.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                *m.lock() += 1;
+            })
+        })
+        .collect();
+    wait_for("the waiters", || started.load(Ordering::SeqCst) == 20);
+    std::thread::sleep(Duration::from_millis(20)); // let them all park in the queue
+    drop(rt); // every waiter unwinds out of its park
+    for h in hs {
+        assert!(is_cancelled(h.join()));
+    }
+    drop(g);
+    // A plain thread, then another, take and release it normally.
+    let m2 = m.clone();
+    std::thread::spawn(move || *m2.lock() += 10).join().unwrap();
+    *m.lock() += 1;
+    assert_eq!(*m.lock(), 11);
+}
+
+#[test]
+fn cancelled_while_being_handed_the_lock() {
+    // Waiters are queued behind a thread that holds the lock for > 1 ms (so the unlock
+    // hands off), and the runtime is dropped right around the unlock.
+    for _ in 0..20 {
+        let m = Arc::new(Mutex::new(0u32));
+        let g = m.lock();
+        let rt = corun::Runtime::builder().workers(2).build().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                let (m, started) = (m.clone(), started.clone());
+                rt.spawn(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    for _ in 0..100 {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        wait_for("the waiters", || started.load(Ordering::SeqCst) == 10);
+        std::thread::sleep(Duration::from_millis(3));
+        std::thread::scope(|s| {
+            s.spawn(move || drop(g));
+            drop(rt);
+        });
+        let mut done = 0;
+        for h in hs {
+            if h.join().is_ok() {
+                done += 100;
+            }
+        }
+        let v = *m.lock(); // not deadlocked, not left locked
+        assert!(v >= done);
+        let m2 = m.clone();
+        std::thread::spawn(move || *m2.lock() += 1).join().unwrap();
+    }
+}
+
+#[test]
+fn cancelled_condvar_and_semaphore_and_rwlock_waiters() {
+    let st = Arc::new((Mutex::new(()), Condvar::new()));
+    let sem = Arc::new(Semaphore::new(0));
+    let rw = Arc::new(RwLock::new(0u32));
+    let w = rw.write();
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut hs = Vec::new();
+    for i in 0..30 {
+        let (st, sem, rw, started) = (st.clone(), sem.clone(), rw.clone(), started.clone());
+        hs.push(rt.spawn(move || match i % 3 {
+            0 => {
+                let mut g = st.0.lock();
+                started.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    st.1.wait(&mut g);
+                }
+            }
+            1 => {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _p = sem.acquire();
+                loop {
+                    corun::park();
+                }
+            }
+            _ => {
+                started.fetch_add(1, Ordering::SeqCst);
+                if i % 2 == 0 {
+                    let _r = rw.read();
+                } else {
+                    *rw.write() += 1;
+                }
+                loop {
+                    corun::park();
+                }
+            }
+        }));
+    }
+    wait_for("the waiters", || started.load(Ordering::SeqCst) == 30);
+    std::thread::sleep(Duration::from_millis(20));
+    sem.add_permits(3); // some semaphore waiters get permits before the cancel
+    drop(w); // the rwlock waiters get in (and park holding it)
+    std::thread::sleep(Duration::from_millis(5));
+    drop(rt);
+    for h in hs {
+        assert!(is_cancelled(h.join()));
+    }
+    // Everything is usable from a plain thread afterwards.
+    let _g =
+        st.0.try_lock()
+            .expect("condvar waiters re-took and released the mutex");
+    assert_eq!(sem.available_permits(), 3);
+    let _p = sem.try_acquire().unwrap();
+    *rw.try_write().expect("rwlock free") += 1;
+    assert!(!st.1.notify_one());
+}
