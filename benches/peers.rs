@@ -15,7 +15,13 @@
 //! spawn+join):
 //! - w1: spawn 1,000,000 trivial coroutines from a coroutine, join all (ns/spawn)
 //! - w2: 1000 coroutines x 1000 yields (ns/yield)
-//! - w3: channel ping-pong, 1,000,000 round trips (ns/round trip)
+//! - w3: channel ping-pong, 1,000,000 round trips (ns/round trip); tokio's channels
+//!   are bounded(1). `w3u` (run by the `w3` filter too): the same with tokio's
+//!   unbounded channels (corun and may use unbounded channels in both), its ratio
+//!   against tokio alone
+//! - w3t: 200,000 round trips between the plain harness thread and one coroutine over
+//!   two unbounded `corun::chan` channels (ns/round trip), against crossbeam-channel
+//!   between two plain threads (the `xbeam` pseudo-runtime, a column of its own)
 //! - w4: skynet with join handles, 1,000,000 leaves (ms); `w4chan`: with channels
 //! - w5: N coroutines sleeping 1 s (bytes of peak RSS per task, maps at peak)
 //! - w6: TCP echo, 100 clients x 10,000 round trips (round trips/s)
@@ -46,6 +52,7 @@ const W1_N: u64 = 1_000_000;
 const W2_TASKS: u64 = 1000;
 const W2_YIELDS: u64 = 1000;
 const W3_N: u64 = 1_000_000;
+const W3T_N: u64 = 200_000;
 const SKYNET_LEAVES: u64 = 1_000_000;
 const SKYNET_DIV: u64 = 10;
 const SKYNET_SUM: u64 = 499_999_500_000;
@@ -165,7 +172,8 @@ mod corun_rt {
         match workload {
             "w1" => rt.block_on(w1),
             "w2" => rt.block_on(w2),
-            "w3" => rt.block_on(w3),
+            "w3" | "w3u" => rt.block_on(w3),
+            "w3t" => w3t(&rt),
             "w4" => w4(&rt),
             "w4chan" => rt.block_on(w4chan),
             "w5" => rt.block_on(move || w5(arg.unwrap_or(W5_DEFAULT_N))),
@@ -246,6 +254,33 @@ mod corun_rt {
         let v = check("w3", v, W3_N);
         Outcome::default()
             .with("ns_per_roundtrip", ns_per(t, W3_N))
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
+    }
+
+    /// Round trips between this plain thread and a coroutine over two unbounded
+    /// `corun::chan` channels; timed after one untimed round trip.
+    fn w3t(rt: &corun::Runtime) -> Outcome {
+        let (tx_a, rx_a) = corun::chan::unbounded::<u64>();
+        let (tx_b, rx_b) = corun::chan::unbounded::<u64>();
+        let ponger = rt.spawn(move || {
+            for _ in 0..=W3T_N {
+                let v = rx_a.recv().expect("ping");
+                tx_b.send(v + 1).expect("pong");
+            }
+        });
+        tx_a.send(0).expect("ping");
+        let mut v = rx_b.recv().expect("pong");
+        let t0 = Instant::now();
+        for _ in 0..W3T_N {
+            tx_a.send(v).expect("ping");
+            v = rx_b.recv().expect("pong");
+        }
+        let t = t0.elapsed();
+        ponger.join().expect("ponger");
+        let v = check("w3t", v, W3T_N + 1);
+        Outcome::default()
+            .with("ns_per_roundtrip", ns_per(t, W3T_N))
             .with("internal_ms", ms(t))
             .with("checksum", v)
     }
@@ -415,7 +450,7 @@ mod may_rt {
         let driver = may::go!(move || match w.as_str() {
             "w1" => w1(),
             "w2" => w2(),
-            "w3" => w3(),
+            "w3" | "w3u" => w3(),
             "w4" => w4(),
             "w4chan" => w4chan(),
             "w5" => w5(arg.unwrap_or(W5_DEFAULT_N)),
@@ -714,6 +749,7 @@ mod tokio_rt {
                     "w1" => w1().await,
                     "w2" => w2().await,
                     "w3" => w3().await,
+                    "w3u" => w3u().await,
                     "w4" => w4().await,
                     "w4chan" => w4chan().await,
                     "w5" => w5(arg.unwrap_or(W5_DEFAULT_N)).await,
@@ -798,6 +834,35 @@ mod tokio_rt {
         ponger.await.expect("ponger");
         let t = t0.elapsed();
         let v = check("w3", v, W3_N);
+        Outcome::default()
+            .with("ns_per_roundtrip", ns_per(t, W3_N))
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
+    }
+
+    /// w3 over unbounded channels.
+    async fn w3u() -> Outcome {
+        let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (tx_b, mut rx_b) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let t0 = Instant::now();
+        let ponger = tokio::spawn(async move {
+            for _ in 0..W3_N {
+                let v = rx_a.recv().await.expect("ping");
+                tx_b.send(v + 1).expect("pong");
+            }
+        });
+        let pinger = tokio::spawn(async move {
+            let mut v = 0u64;
+            for _ in 0..W3_N {
+                tx_a.send(v).expect("ping");
+                v = rx_b.recv().await.expect("pong");
+            }
+            v
+        });
+        let v = pinger.await.expect("pinger");
+        ponger.await.expect("ponger");
+        let t = t0.elapsed();
+        let v = check("w3u", v, W3_N);
         Outcome::default()
             .with("ns_per_roundtrip", ns_per(t, W3_N))
             .with("internal_ms", ms(t))
@@ -994,6 +1059,47 @@ mod tokio_rt {
 }
 
 // ---------------------------------------------------------------------------
+// xbeam: crossbeam-channel between plain threads (w3t's peer)
+// ---------------------------------------------------------------------------
+
+mod xbeam_rt {
+    use super::*;
+
+    pub fn run(workload: &str) -> Outcome {
+        match workload {
+            "w3t" => w3t(),
+            other => panic!("xbeam has no workload {other}"),
+        }
+    }
+
+    /// corun's w3t between two plain threads over two unbounded crossbeam channels.
+    fn w3t() -> Outcome {
+        let (tx_a, rx_a) = crossbeam_channel::unbounded::<u64>();
+        let (tx_b, rx_b) = crossbeam_channel::unbounded::<u64>();
+        let ponger = std::thread::spawn(move || {
+            for _ in 0..=W3T_N {
+                let v = rx_a.recv().expect("ping");
+                tx_b.send(v + 1).expect("pong");
+            }
+        });
+        tx_a.send(0).expect("ping");
+        let mut v = rx_b.recv().expect("pong");
+        let t0 = Instant::now();
+        for _ in 0..W3T_N {
+            tx_a.send(v).expect("ping");
+            v = rx_b.recv().expect("pong");
+        }
+        let t = t0.elapsed();
+        ponger.join().expect("ponger");
+        let v = check("w3t", v, W3T_N + 1);
+        Outcome::default()
+            .with("ns_per_roundtrip", ns_per(t, W3T_N))
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Child side
 // ---------------------------------------------------------------------------
 
@@ -1008,6 +1114,7 @@ fn child_main(spec: &str) {
         "corun" => corun_rt::run(&workload, arg),
         "may" => may_rt::run(&workload, arg),
         "tokio" => tokio_rt::run(&workload, arg),
+        "xbeam" => xbeam_rt::run(&workload),
         other => panic!("unknown runtime {other:?} in {CHILD_ENV}={spec:?}"),
     };
     let mut line = format!("RESULT runtime={runtime} workload={workload}");
@@ -1036,6 +1143,8 @@ struct Row {
     lower_is_better: bool,
     /// Further figures shown in the cell, as (key, label).
     extras: &'static [(&'static str, &'static str)],
+    /// The runtimes whose best figure the ratio column compares corun against.
+    peers: &'static [&'static str],
 }
 
 /// A table cell.
@@ -1056,8 +1165,33 @@ impl Cell {
     }
 }
 
-const RUNTIMES: [&str; 3] = ["corun", "may", "tokio"];
-const ALL_WORKLOADS: [&str; 9] = ["w1", "w2", "w3", "w4", "w4chan", "w5", "w6", "w7", "w8"];
+/// The runtimes, in column order. `xbeam` is crossbeam-channel between plain threads:
+/// it runs only w3t (whose only peer it is), and its column shows only with w3t.
+const RUNTIMES: [&str; 4] = ["corun", "may", "tokio", "xbeam"];
+/// The peers of a row unless it names others.
+const DEFAULT_PEERS: &[&str] = &["may", "tokio"];
+const ALL_WORKLOADS: [&str; 11] = [
+    "w1", "w2", "w3", "w3u", "w3t", "w4", "w4chan", "w5", "w6", "w7", "w8",
+];
+
+/// Why runtime `rt` has no figure for `workload` (`None`: it is measured).
+fn not_run(rt: &str, workload: &str) -> Option<&'static str> {
+    match (rt, workload) {
+        ("corun", w) => corun_rt::missing(w),
+        ("xbeam", "w3t") => None,
+        ("xbeam", _) => Some("-"),
+        (_, "w3t") => Some("n/a (see crossbeam)"),
+        _ => None,
+    }
+}
+
+/// A runtime's name in the table.
+fn display_name(rt: &str) -> &str {
+    match rt {
+        "xbeam" => "crossbeam",
+        other => other,
+    }
+}
 
 fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
     let row = |arg, label: String, metric, lower_is_better, extras| Row {
@@ -1067,6 +1201,7 @@ fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
         metric,
         lower_is_better,
         extras,
+        peers: DEFAULT_PEERS,
     };
     match workload {
         "w1" => vec![row(
@@ -1090,6 +1225,26 @@ fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
             true,
             &[],
         )],
+        "w3u" => vec![Row {
+            peers: &["tokio"],
+            ..row(
+                None,
+                "w3 ping-pong 1M, tokio unbounded (ns/round trip)".into(),
+                "ns_per_roundtrip",
+                true,
+                &[],
+            )
+        }],
+        "w3t" => vec![Row {
+            peers: &["xbeam"],
+            ..row(
+                None,
+                format!("w3t thread <-> coroutine {}k (ns/round trip)", W3T_N / 1000),
+                "ns_per_roundtrip",
+                true,
+                &[],
+            )
+        }],
         "w4" => vec![row(
             None,
             "w4 skynet 1M, join handles (ms)".into(),
@@ -1334,6 +1489,8 @@ fn go_args(row: &Row) -> Option<(Vec<String>, &'static str)> {
     let a = |v: &[String]| v.to_vec();
     match row.workload {
         "w1" | "w2" | "w3" | "w6" | "w7" => Some((a(&[row.workload.into()]), "")),
+        // The anchors have no unbounded ping-pong: Go's w3 (unbuffered) again.
+        "w3u" => Some((a(&["w3".into()]), " (w3's, unbuffered)")),
         "w4" => Some((a(&["w4".into()]), " (chan)")),
         "w4chan" => Some((a(&["w4".into()]), "")),
         "w5" => Some((
@@ -1462,6 +1619,7 @@ fn parent_main() {
             wanted.is_empty()
                 || wanted.iter().any(|f| f == w)
                 || (*w == "w4chan" && wanted.iter().any(|f| f == "w4"))
+                || (*w == "w3u" && wanted.iter().any(|f| f == "w3"))
         })
         .collect();
     let repeat: usize = std::env::var("PEERS_REPEAT")
@@ -1498,11 +1656,9 @@ fn parent_main() {
             let mut cells = Vec::new();
             for rt in RUNTIMES {
                 let what = format!("{rt} {}", row.label);
-                if rt == "corun" {
-                    if let Some(reason) = corun_rt::missing(w) {
-                        cells.push(Cell::Na(reason.into()));
-                        continue;
-                    }
+                if let Some(reason) = not_run(rt, w) {
+                    cells.push(Cell::Na(reason.into()));
+                    continue;
                 }
                 let spec = match row.arg {
                     Some(a) => format!("{rt}:{w}:{a}"),
@@ -1537,8 +1693,22 @@ fn parent_main() {
 
 fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
     println!();
-    let mut header = String::from("| workload | corun | may | tokio |");
-    let mut rule = String::from("|---|---|---|---|");
+    // xbeam's column only when some row measures it.
+    let with_xbeam = table
+        .iter()
+        .any(|(r, _, _)| not_run("xbeam", r.workload).is_none());
+    let shown: Vec<usize> = (0..RUNTIMES.len())
+        .filter(|&i| RUNTIMES[i] != "xbeam" || with_xbeam)
+        .collect();
+    let mut header = String::from("| workload |");
+    let mut rule = String::from("|---|");
+    for &i in &shown {
+        match RUNTIMES[i] {
+            "xbeam" => header.push_str(" crossbeam (threads) |"),
+            rt => header.push_str(&format!(" {rt} |")),
+        }
+        rule.push_str("---|");
+    }
     if with_go {
         header.push_str(" go |");
         rule.push_str("---|");
@@ -1555,10 +1725,11 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
         Some(c @ Cell::Ok(_, "")) => Some(c.clone()),
         _ => None,
     };
+    let column = |rt: &str| RUNTIMES.iter().position(|r| *r == rt).expect("runtime");
     for (row, cells, go_cell) in table {
         let mut line = format!("| {} |", row.label);
-        for c in cells {
-            line.push_str(&format!(" {} |", fmt_cell(c, row)));
+        for &i in &shown {
+            line.push_str(&format!(" {} |", fmt_cell(&cells[i], row)));
         }
         if with_go {
             let g = go_cell
@@ -1568,8 +1739,17 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
             line.push_str(&format!(" {g} |"));
         }
         let corun = cells[0].metric(row.metric);
-        let peers: Vec<Option<f64>> = cells[1..].iter().map(|c| c.metric(row.metric)).collect();
-        line.push_str(&format!(" {} |", ratio(corun, &peers, row.lower_is_better)));
+        let peers: Vec<Option<f64>> = row
+            .peers
+            .iter()
+            .map(|p| cells[column(p)].metric(row.metric))
+            .collect();
+        let mut r = ratio(corun, &peers, row.lower_is_better);
+        if row.peers != DEFAULT_PEERS && r != "-" {
+            let names: Vec<&str> = row.peers.iter().map(|p| display_name(p)).collect();
+            r.push_str(&format!(" (vs {})", names.join(", ")));
+        }
+        line.push_str(&format!(" {r} |"));
         if with_go {
             let g = go_comparable(go_cell).and_then(|c| c.metric(row.metric));
             line.push_str(&format!(" {} |", ratio(corun, &[g], row.lower_is_better)));
@@ -1581,15 +1761,15 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
         .iter()
         .filter(|(r, _, _)| r.workload == "w8")
         .collect();
-    if let [(_, one, go1), (_, two, go2)] = w8.as_slice() {
+    if let [(row, one, go1), (_, two, go2)] = w8.as_slice() {
         let speedup = |a: &Cell, b: &Cell| -> Option<f64> {
             Some(a.metric("internal_ms")? / b.metric("internal_ms")?)
         };
         let s: Vec<Option<f64>> = one.iter().zip(two).map(|(a, b)| speedup(a, b)).collect();
         let show = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         let mut line = String::from("| w8 speedup t1/t2 (higher is better) |");
-        for v in &s {
-            line.push_str(&format!(" {} |", show(*v)));
+        for &i in &shown {
+            line.push_str(&format!(" {} |", show(s[i])));
         }
         let g = match (go1, go2) {
             (Some(a), Some(b)) => speedup(a, b),
@@ -1598,7 +1778,8 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
         if with_go {
             line.push_str(&format!(" {} |", show(g)));
         }
-        line.push_str(&format!(" {} |", ratio(s[0], &s[1..], false)));
+        let peers: Vec<Option<f64>> = row.peers.iter().map(|p| s[column(p)]).collect();
+        line.push_str(&format!(" {} |", ratio(s[0], &peers, false)));
         if with_go {
             line.push_str(&format!(" {} |", ratio(s[0], &[g], false)));
         }
@@ -1607,10 +1788,13 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
     println!();
     println!(
         "Figures are medians over the runs; ratios are corun's figure over the best peer \
-         (may, tokio): below 1x is better for times and sizes, above 1x for throughput \
-         and speedup. peak_stacks ~ is corun's mapped-minus-pooled stacks sampled every \
+         (may, tokio, unless the ratio names its peer): below 1x is better for times and \
+         sizes, above 1x for throughput and speedup. w3's tokio uses bounded(1) channels, \
+         w3u's unbounded ones (corun and may use unbounded channels in both); w3t is a plain \
+         thread <-> coroutine round trip on corun, and crossbeam-channel between two plain \
+         threads. peak_stacks ~ is corun's mapped-minus-pooled stacks sampled every \
          1 ms (approximate). Go's w4 is its channel version; Go's w5 divides the whole \
-         VmHWM by N (no baseline) and sleeps 3 s."
+         VmHWM by N (no baseline) and sleeps 3 s; Go has no w3u, its cell repeats w3."
     );
 }
 
