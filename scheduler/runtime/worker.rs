@@ -453,8 +453,9 @@ impl Worker {
         matches!(self.timers.borrow().next_deadline(), Some(d) if d <= Instant::now())
     }
 
+    /// Whether this worker has something to run without looking at other workers.
     pub(crate) fn has_local_work(&self) -> bool {
-        // SAFETY-free peek: runnext is owner-only.
+        // A `Cell` cannot be peeked: take and put back (only this thread touches it).
         let rn = self.runnext.take();
         let has = rn.is_some();
         self.runnext.set(rn);
