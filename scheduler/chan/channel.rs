@@ -11,12 +11,12 @@
 //! the buffer and moves the sender's value to its tail, so FIFO order holds.
 
 use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use super::waiters::park::{self, Waiter};
 use super::waiters::{Entry, Selector, WaitQueue, ABORTED};
-use crate::runtime::park::{self, Waiter};
-use parking_lot::{Mutex, MutexGuard};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 pub(crate) struct Inner<T> {
