@@ -19,7 +19,7 @@
 use super::channel::{Chan, Side};
 use super::error::{RecvError, SendError, TrySendError};
 use super::waiters::park;
-use super::waiters::{Entry, Selector, ABORTED};
+use super::waiters::{loom_yield, Entry, Selector, ABORTED};
 use super::{Receiver, Sender};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -324,6 +324,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
             continue;
         }
         if !ready {
+            loom_yield();
             loop {
                 if reg.sel.selected().is_some() {
                     break;

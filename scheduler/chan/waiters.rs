@@ -102,6 +102,17 @@ pub(crate) mod park {
     }
 }
 
+/// A scheduling point under loom, nothing otherwise. The owner calls it after it
+/// published its entries and released the lock, before it first looks at its state:
+/// loom does not preempt at a lock release, and without this it never lets a waker
+/// complete the operation in that window (where the owner then reads its slot without
+/// parking, ordered by the claim's CAS alone).
+#[inline(always)]
+pub(crate) fn loom_yield() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
 /// Nobody has completed the operation yet.
 pub(crate) const WAITING: usize = 0;
 /// The owner gave up (timeout or unwinding); no case may complete any more.
