@@ -471,8 +471,8 @@ impl<T> IntoIterator for Receiver<T> {
 /// loom reports as a deadlock; a slot read without the waker's CAS ordering it is a
 /// data race on the slot's `UnsafeCell`; a lost or duplicated value fails an assertion.
 /// Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib
-/// chan::loom_tests`. No backoff (an operation that cannot complete parks at once) and
-/// no deadlines (loom has no clock).
+/// chan::loom_tests` (about 2.5 s). Not modelled: deadlines (loom has no clock),
+/// cancellation, random `select!` poll order (fixed under loom). See docs/architecture.md.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
