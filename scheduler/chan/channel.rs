@@ -11,12 +11,12 @@
 //! the buffer and moves the sender's value to its tail, so FIFO order holds.
 
 use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-use super::waiters::{Entry, Selector, WaitQueue, ABORTED};
-use crate::runtime::park::{self, Waiter};
-use parking_lot::{Mutex, MutexGuard};
+use super::waiters::park::{self, Waiter};
+use super::waiters::{loom_yield, Entry, Selector, WaitQueue, ABORTED};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 pub(crate) struct Inner<T> {
@@ -376,6 +376,7 @@ impl<T> Wait<'_, T> {
     /// Parks until a waker completes the operation (`true`) or the deadline passes and
     /// the operation is withdrawn (`false`).
     fn park(&mut self, deadline: Option<Instant>) -> bool {
+        loom_yield();
         loop {
             if let Some(s) = self.sel.selected() {
                 return s != ABORTED;

@@ -18,10 +18,9 @@
 
 use super::channel::{Chan, Side};
 use super::error::{RecvError, SendError, TrySendError};
-use super::waiters::{Entry, Selector, ABORTED};
+use super::waiters::park;
+use super::waiters::{loom_yield, Entry, Selector, ABORTED};
 use super::{Receiver, Sender};
-use crate::runtime::park;
-use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -213,12 +212,14 @@ unsafe impl<T> Case for SendCase<'_, T> {
 /// Most arms one `select!` may have.
 pub const MAX_CASES: usize = 64;
 
+#[cfg(not(loom))]
 thread_local! {
-    static RNG: Cell<u64> = const { Cell::new(0) };
+    static RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// A cheap per-thread random number (xorshift64*). Not inlined: a thread-local address
 /// must not be cached across a coroutine switch (docs/safety.md).
+#[cfg(not(loom))]
 #[inline(never)]
 fn random() -> u64 {
     RNG.with(|c| {
@@ -236,6 +237,13 @@ fn random() -> u64 {
         c.set(x);
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     })
+}
+
+/// Under loom every execution of a model must make the same choices: a fixed poll order
+/// (the models are symmetric in their arms).
+#[cfg(loom)]
+fn random() -> u64 {
+    0
 }
 
 /// Unregisters every queued case on the way out, including when unwinding out of
@@ -316,6 +324,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
             continue;
         }
         if !ready {
+            loom_yield();
             loop {
                 if reg.sel.selected().is_some() {
                     break;

@@ -28,11 +28,90 @@
 //! its `unpark`, and the park protocol keeps a token for an unpark that comes before
 //! `park`, so the owner's loop `while state == WAITING { park() }` always ends.
 
-use crate::runtime::park::Waiter;
-use std::cell::UnsafeCell;
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use park::Waiter;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How a channel waiter sleeps and is woken: the runtime's parking protocol (a
+/// coroutine frees its worker, a thread blocks).
+#[cfg(not(loom))]
+pub(crate) use crate::runtime::park;
+
+/// Under loom, loom's threads stand in for coroutines, so the models in `mod.rs` run
+/// this module's and `channel.rs`'s code as it is, only parking differently.
+#[cfg(loom)]
+pub(crate) mod park {
+    use crate::loom::sync::{Condvar, Mutex};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// A plain thread may spin: the backoff before parking runs as in production
+    /// (bounded, so it needs no yield to loom).
+    pub(crate) use crate::runtime::park::may_spin;
+
+    /// A one-token parker per loom thread, as the runtime's park state and
+    /// `std::thread::park` keep one: an unpark before the park is not lost, and a
+    /// stale token makes a later park return at once (a spurious wake-up the callers
+    /// must tolerate). Not `loom::thread::park`: loom's `unpark` also wakes a thread
+    /// blocked on a loom `Mutex`, which then fails an assertion inside loom, and a
+    /// waker may well unpark an owner that saw its state change without parking and is
+    /// now taking a channel lock.
+    struct Parker {
+        token: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    loom::thread_local! {
+        static PARKER: Arc<Parker> = Arc::new(Parker {
+            token: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+    }
+
+    /// A loom thread as a waiter.
+    #[derive(Clone)]
+    pub(crate) struct Waiter(Arc<Parker>);
+
+    impl Waiter {
+        pub(crate) fn current() -> Waiter {
+            Waiter(PARKER.with(Arc::clone))
+        }
+
+        /// Wakes the waiter, or makes its next park return at once.
+        pub(crate) fn unpark(&self) {
+            *self.0.token.lock() = true;
+            self.0.cv.notify_one();
+        }
+    }
+
+    pub(crate) fn park() {
+        PARKER.with(|p| {
+            let mut token = p.token.lock();
+            while !*token {
+                p.cv.wait(&mut token);
+            }
+            *token = false;
+        })
+    }
+
+    /// loom has no clock: the deadline never passes (a model relying on it deadlocks).
+    pub(crate) fn park_until(_deadline: Instant) {
+        park()
+    }
+}
+
+/// A scheduling point under loom, nothing otherwise. The owner calls it after it
+/// published its entries and released the lock, before it first looks at its state:
+/// loom does not preempt at a lock release, and without this it never lets a waker
+/// complete the operation in that window (where the owner then reads its slot without
+/// parking, ordered by the claim's CAS alone).
+#[inline(always)]
+pub(crate) fn loom_yield() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
 
 /// Nobody has completed the operation yet.
 pub(crate) const WAITING: usize = 0;
@@ -77,7 +156,8 @@ impl Selector {
     /// Makes the selector waitable again after an abort, once no entry refers to it.
     #[inline]
     pub(crate) fn reset(&mut self) {
-        *self.state.get_mut() = WAITING;
+        // `&mut self`: nobody else can see it, so a relaxed store is enough.
+        self.state.store(WAITING, Ordering::Relaxed);
     }
 
     #[inline]
@@ -113,7 +193,8 @@ impl<T> Entry<T> {
 
     /// The slot, for its owner once the entry is in no queue.
     pub(crate) fn slot_mut(&mut self) -> &mut Option<T> {
-        self.slot.get_mut()
+        // SAFETY: `&mut self`, and the entry is in no queue, so no waker can reach it.
+        self.slot.with_mut(|p| unsafe { &mut *p })
     }
 }
 
@@ -178,13 +259,14 @@ impl<T> WaitQueue<T> {
             let waiter = s.waiter.clone();
             // SAFETY: the slot is touched only under the lock while the entry may be
             // queued, and by its owner after it won; it has not won.
-            unsafe { *e.as_ref().slot.get() = Some(v) };
+            unsafe { e.as_ref().slot.with_mut(|p| *p = Some(v)) };
             if claim(s, case) {
                 return Ok(waiter);
             }
             // SAFETY: the claim failed, so the owner will never read this slot and it
             // can only reach this entry under the lock we hold.
-            v = unsafe { (*e.as_ref().slot.get()).take() }.expect("slot we just filled");
+            let back = unsafe { e.as_ref().slot.with_mut(|p| (*p).take()) };
+            v = back.expect("slot we just filled");
         }
         Err(v)
     }
@@ -209,13 +291,13 @@ impl<T> WaitQueue<T> {
             }
             let waiter = s.waiter.clone();
             // SAFETY: as in `give`: only we may touch the slot now.
-            let v = unsafe { (*e.as_ref().slot.get()).take() }
+            let v = unsafe { e.as_ref().slot.with_mut(|p| (*p).take()) }
                 .expect("a sender's slot holds its value");
             if claim(s, case) {
                 return Some((v, waiter));
             }
             // SAFETY: the claim failed; the slot is still ours to restore under the lock.
-            unsafe { *e.as_ref().slot.get() = Some(v) };
+            unsafe { e.as_ref().slot.with_mut(|p| *p = Some(v)) };
         }
         None
     }
