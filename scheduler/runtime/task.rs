@@ -40,6 +40,10 @@ pub(crate) struct Task {
 }
 
 /// The typed operations of one `Cell<F, T>`.
+///
+/// # Safety
+/// Each is called only with the task of a `Cell<F, T>` made with this very vtable
+/// (`G::new` pairs them), and under the ownership rules stated on `Cell`.
 struct Vtable {
     run: unsafe fn(&Task),
     abandon: unsafe fn(&Task, Box<dyn Any + Send>),
@@ -344,6 +348,8 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         unsafe { &*(t as *const Task as *const Self) }
     }
 
+    /// # Safety
+    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
     unsafe fn run(t: &Task) {
         // SAFETY: per the vtable, `t` is in a Cell<F, T>; the running thread owns `f`.
         let c = unsafe { Self::of(t) };
@@ -356,6 +362,8 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         unsafe { *c.out.get() = Some(r) };
     }
 
+    /// # Safety
+    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
     unsafe fn abandon(t: &Task, payload: Box<dyn Any + Send>) {
         // SAFETY: as in `run`; an unstarted coroutine is owned by the abandoning thread.
         let c = unsafe { Self::of(t) };
@@ -365,6 +373,8 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         unsafe { *c.out.get() = Some(Err(payload)) };
     }
 
+    /// # Safety
+    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
     unsafe fn take_output(t: &Task, dst: *mut ()) {
         // SAFETY: per the contract `dst` has our `T`; the joiner observed JOIN_DONE
         // (acquire), so the write in `run` is visible and nobody else reads `out`.
@@ -374,6 +384,8 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         }
     }
 
+    /// # Safety
+    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
     unsafe fn destroy(p: NonNull<Task>) {
         // SAFETY: the last reference is gone; the allocation is the Box<Cell<F, T>>
         // made in `G::new`.
