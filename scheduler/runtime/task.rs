@@ -349,7 +349,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     }
 
     /// # Safety
-    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
+    /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn run(t: &Task) {
         // SAFETY: per the vtable, `t` is in a Cell<F, T>; the running thread owns `f`.
         let c = unsafe { Self::of(t) };
@@ -363,7 +363,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     }
 
     /// # Safety
-    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
+    /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn abandon(t: &Task, payload: Box<dyn Any + Send>) {
         // SAFETY: as in `run`; an unstarted coroutine is owned by the abandoning thread.
         let c = unsafe { Self::of(t) };
@@ -374,7 +374,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     }
 
     /// # Safety
-    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
+    /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn take_output(t: &Task, dst: *mut ()) {
         // SAFETY: per the contract `dst` has our `T`; the joiner observed JOIN_DONE
         // (acquire), so the write in `run` is visible and nobody else reads `out`.
@@ -385,7 +385,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     }
 
     /// # Safety
-    /// See [`Vtable`]: `t` belongs to a `Cell<F, T>`.
+    /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn destroy(p: NonNull<Task>) {
         // SAFETY: the last reference is gone; the allocation is the Box<Cell<F, T>>
         // made in `G::new`.
