@@ -382,7 +382,15 @@ impl Worker {
         h.home.store(self.index as u32, Ordering::Relaxed);
         Counters::bump(&self.counters().started, 1);
         if h.migratable {
-            self.shared.migratable.lock().insert(h.id, g.clone());
+            let mut map = self.shared.migratable.lock();
+            map.insert(h.id, g.clone());
+            // A worker beginning shutdown cancels what is in this map when it looks;
+            // one that looked before this insert read `shutdown` first, so under the
+            // lock we see it too and cancel the coroutine ourselves.
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                h.cancel.store(true, Ordering::Relaxed);
+            }
+            drop(map);
         } else {
             let mut reg = self.registry.borrow_mut();
             h.slot.store(reg.len() as u32, Ordering::Relaxed);
@@ -507,9 +515,9 @@ impl Worker {
         }
         drop(self.timers.borrow_mut().clear());
         let mut victims: Vec<G> = self.registry.borrow().clone();
-        if self.index == 0 {
-            victims.extend(self.shared.migratable.lock().values().cloned());
-        }
+        // Migratable coroutines belong to no worker: every worker cancels those it
+        // sees (cancelling twice is harmless); worker 0 waits for all to end.
+        victims.extend(self.shared.migratable.lock().values().cloned());
         victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
             // Unwinding would abort the process: leak the parked coroutines instead
