@@ -190,3 +190,23 @@ fn fs_round_trip() {
     .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dropping_the_runtime_waits_for_a_running_closure() {
+    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let h = rt.spawn(move || {
+        corun::blocking(move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            d.store(true, Ordering::SeqCst);
+        })
+    });
+    started_rx.recv().unwrap();
+    drop(rt);
+    assert!(done.load(Ordering::SeqCst));
+    let r = h.join();
+    assert!(matches!(r, Err(e) if e.downcast_ref::<Cancelled>().is_some()));
+}
