@@ -42,14 +42,19 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod await_future;
+pub mod blocking;
 pub mod chan;
 pub mod coroutine;
+pub mod fs;
 mod generator;
 mod loom;
 mod runtime;
 pub mod sync;
 mod time;
 
+pub use await_future::await_future;
+pub use blocking::blocking;
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use runtime::cancel::Cancelled;
