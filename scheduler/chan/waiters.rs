@@ -237,10 +237,10 @@ impl<T> WaitQueue<T> {
         })
     }
 
-    /// Hands `v` to the first waiting receiver not of `me`; gives the waiter to unpark,
-    /// or `v` back if nobody waits.
-    pub(crate) fn give(&mut self, v: T, me: *const Selector) -> Result<Waiter, T> {
-        let mut v = v;
+    /// Unlinks and returns the first entry of another selector than `me` whose
+    /// selector still waits, with that selector and the entry's case; stale entries
+    /// met on the way are dropped from the queue.
+    fn pop_live(&mut self, me: *const Selector) -> Option<(NonNull<Entry<T>>, &Selector, usize)> {
         let mut i = 0;
         while i < self.q.len() {
             let e = self.q[i];
@@ -251,11 +251,23 @@ impl<T> WaitQueue<T> {
                 continue;
             }
             self.q.remove(i);
-            // SAFETY: the selector outlives its queued entries; we hold the lock.
+            // SAFETY: the selector outlives its queued entries (contract of `push`),
+            // and it stays valid while its owner is parked waiting to be claimed,
+            // which it is until we claim it under the lock we hold.
             let s = unsafe { &*sel };
-            if !s.is_waiting() {
-                continue; // stale: its owner won elsewhere or gave up
+            if s.is_waiting() {
+                return Some((e, s, case));
             }
+            // Stale: its owner won elsewhere or gave up.
+        }
+        None
+    }
+
+    /// Hands `v` to the first waiting receiver not of `me`; gives the waiter to unpark,
+    /// or `v` back if nobody waits.
+    pub(crate) fn give(&mut self, v: T, me: *const Selector) -> Result<Waiter, T> {
+        let mut v = v;
+        while let Some((e, s, case)) = self.pop_live(me) {
             let waiter = s.waiter.clone();
             // SAFETY: the slot is touched only under the lock while the entry may be
             // queued, and by its owner after it won; it has not won.
@@ -274,21 +286,7 @@ impl<T> WaitQueue<T> {
     /// Takes the value of the first waiting sender not of `me`, with the waiter to
     /// unpark.
     pub(crate) fn take(&mut self, me: *const Selector) -> Option<(T, Waiter)> {
-        let mut i = 0;
-        while i < self.q.len() {
-            let e = self.q[i];
-            // SAFETY: queued entries are valid (contract of `push`); we hold the lock.
-            let (sel, case) = unsafe { (e.as_ref().sel, e.as_ref().case) };
-            if sel == me {
-                i += 1;
-                continue;
-            }
-            self.q.remove(i);
-            // SAFETY: the selector outlives its queued entries; we hold the lock.
-            let s = unsafe { &*sel };
-            if !s.is_waiting() {
-                continue;
-            }
+        while let Some((e, s, case)) = self.pop_live(me) {
             let waiter = s.waiter.clone();
             // SAFETY: as in `give`: only we may touch the slot now.
             let v = unsafe { e.as_ref().slot.with_mut(|p| (*p).take()) }
