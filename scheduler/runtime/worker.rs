@@ -418,7 +418,18 @@ impl Worker {
             self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
         }
         if h.migratable {
-            self.shared.migratable.lock().remove(&h.id);
+            let mut map = self.shared.migratable.lock();
+            map.remove(&h.id);
+            let last = map.is_empty();
+            drop(map);
+            if last && self.shared.shutdown.load(Ordering::SeqCst) {
+                // Workers draining a shutdown wait for the last migratable coroutine,
+                // wherever it ran: wake them all to see the set empty (a parker keeps
+                // the token, so one that is about to sleep wakes at once).
+                for r in self.shared.remotes.iter() {
+                    r.parker.unpark();
+                }
+            }
         } else {
             let mut reg = self.registry.borrow_mut();
             let i = h.slot.load(Ordering::Relaxed) as usize;
@@ -516,7 +527,8 @@ impl Worker {
         drop(self.timers.borrow_mut().clear());
         let mut victims: Vec<G> = self.registry.borrow().clone();
         // Migratable coroutines belong to no worker: every worker cancels those it
-        // sees (cancelling twice is harmless); worker 0 waits for all to end.
+        // sees (cancelling twice is harmless) and stays until all have ended, so a
+        // wake-up sent to any worker's inbox still finds it running.
         victims.extend(self.shared.migratable.lock().values().cloned());
         victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
@@ -540,6 +552,6 @@ impl Worker {
     fn is_drained(&self) -> bool {
         self.registry.borrow().is_empty()
             && !self.has_local_work()
-            && (self.index != 0 || self.shared.migratable.lock().is_empty())
+            && self.shared.migratable.lock().is_empty()
     }
 }
