@@ -227,6 +227,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    blocking_scoped(f)
+}
+
+/// [`blocking`] for a closure that borrows from the caller (name resolution of a
+/// borrowed address): sound because the caller cannot return or unwind before the
+/// pool has run the closure and let go of everything it borrowed.
+pub(crate) fn blocking_scoped<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
     if context::current_task_ptr().is_none() {
         return f();
     }
@@ -236,12 +247,24 @@ where
         waiter: park::Waiter::current(),
     });
     let theirs = slot.clone();
-    pool().submit(Box::new(move || {
+    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
         let r = catch_unwind(AssertUnwindSafe(f));
-        // Publish, then wake: the waiter re-checks the slot after every park.
+        // Publish, then wake: the waiter re-checks the slot after every park. The
+        // closure was consumed above, so all the job still holds is `theirs`, whose
+        // result is taken by the caller (nothing of lifetime 'a is dropped late).
+        let waiter = theirs.waiter.clone();
         *theirs.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        theirs.waiter.unpark();
-    }));
+        drop(theirs);
+        waiter.unpark();
+    });
+    // SAFETY: the job is 'static only on paper. The caller below waits, with no
+    // cancellation point, until the job has published its result; by then `f` has
+    // run and been dropped. After publishing, the job drops only its `Arc` of the
+    // slot (never the last one: the caller holds its own until it has moved the
+    // result out) and wakes a `Waiter`, which is 'static. So nothing of lifetime
+    // 'a is touched after the caller returns.
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
+    pool().submit(job);
     let r = loop {
         if let Some(r) = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take() {
             break r;

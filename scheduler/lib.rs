@@ -49,6 +49,8 @@ pub mod coroutine;
 pub mod fs;
 mod generator;
 mod loom;
+pub mod net;
+mod netpoll;
 mod runtime;
 pub mod sync;
 mod time;

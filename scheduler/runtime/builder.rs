@@ -67,6 +67,12 @@ impl RuntimeBuilder {
             ));
         }
         let stacks = StackPool::new(self.stack_size)?;
+        let netpoll = crate::netpoll::Netpoll::new().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("corun could not create its netpoller (epoll and an eventfd): {e}; raise the open-files limit (ulimit -n) if it is exhausted"),
+            )
+        })?;
         crate::coroutine::overflow::install();
         install_panic_hook();
         let mut locals = Vec::with_capacity(workers);
@@ -84,6 +90,7 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
+            netpoll,
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, local) in locals.into_iter().enumerate() {
@@ -242,8 +249,8 @@ impl Drop for Runtime {
         let s = &self.handle.shared;
         s.shutdown.store(true, Ordering::SeqCst);
         s.inject.close();
-        for r in s.remotes.iter() {
-            r.parker.unpark();
+        for i in 0..s.remotes.len() {
+            s.unpark_worker(i);
         }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

@@ -17,10 +17,8 @@
 //! Work bound to one worker (a started coroutine woken from elsewhere) does not go
 //! through here: it is pushed to that worker's inbox and that worker is unparked.
 
-use super::parker::Parker;
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
-use std::time::Instant;
 
 const UNPARKED_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
@@ -72,12 +70,12 @@ impl Idle {
     /// The whole sleep of worker `me` (not searching): register as a sleeper,
     /// re-check for work, park until unparked or `deadline`, unregister. Returns true
     /// if it was woken to search (it is then counted as a searcher).
+    /// `park` is the sleep itself: the worker's `Parker`, plain or in the poller.
     pub(crate) fn sleep(
         &self,
         me: usize,
-        parker: &Parker,
-        deadline: Option<Instant>,
         has_work: impl FnOnce() -> bool,
+        park: impl FnOnce(),
     ) -> bool {
         self.go_to_sleep(me);
         // Work pushed before we registered is seen here; work pushed after finds us
@@ -85,7 +83,7 @@ impl Idle {
         // read (store-load): the pusher's is in `worker_to_notify`.
         fence(Ordering::SeqCst);
         if !has_work() {
-            parker.park(deadline);
+            park();
         }
         self.wake_up(me)
     }
@@ -143,6 +141,7 @@ mod loom_tests {
     use super::*;
     use crate::loom::sync::Arc;
     use crate::runtime::inject::Inject;
+    use crate::runtime::parker::Parker;
 
     struct World {
         idle: Idle,
@@ -162,7 +161,7 @@ mod loom_tests {
     fn push(w: &World, token: usize) {
         w.inject.push(token).unwrap();
         if let Some(i) = w.idle.worker_to_notify() {
-            w.parkers[i].unpark();
+            w.parkers[i].unpark(|| unreachable!("nobody polls in this model"));
         }
     }
 
@@ -181,7 +180,7 @@ mod loom_tests {
                     searching = false;
                     if w.idle.stop_searching() {
                         if let Some(i) = w.idle.worker_to_notify() {
-                            w.parkers[i].unpark();
+                            w.parkers[i].unpark(|| unreachable!("nobody polls in this model"));
                         }
                     }
                 }
@@ -192,7 +191,7 @@ mod loom_tests {
             }
             searching = w
                 .idle
-                .sleep(me, &w.parkers[me], None, || !w.inject.is_empty());
+                .sleep(me, || !w.inject.is_empty(), || w.parkers[me].park(None));
         }
         got
     }
@@ -228,7 +227,7 @@ mod loom_tests {
         loom::model(|| {
             let p = Arc::new(Parker::new());
             let p2 = p.clone();
-            let t = loom::thread::spawn(move || p2.unpark());
+            let t = loom::thread::spawn(move || p2.unpark(|| unreachable!("not polling")));
             p.park(None);
             t.join().unwrap();
         });

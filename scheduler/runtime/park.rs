@@ -43,6 +43,15 @@ impl Waiter {
         }
     }
 
+    /// Whether both name the same coroutine or thread.
+    pub(crate) fn same(&self, other: &Waiter) -> bool {
+        match (self, other) {
+            (Waiter::Coroutine(a), Waiter::Coroutine(b)) => a.as_ptr() == b.as_ptr(),
+            (Waiter::Thread(a), Waiter::Thread(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+
     /// Wakes the waiter, or makes its next park return at once.
     pub(crate) fn unpark(&self) {
         match self {

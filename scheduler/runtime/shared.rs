@@ -51,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
     pub(crate) migratable: Mutex<HashMap<u64, G>>,
+    pub(crate) netpoll: crate::netpoll::Netpoll,
 }
 
 impl Shared {
@@ -101,13 +102,18 @@ impl Shared {
             q.push(g);
             r.inbox_len.store(q.len(), Ordering::Release);
         }
-        r.parker.unpark();
+        self.unpark_worker(idx);
+    }
+
+    /// Wakes worker `i` wherever it sleeps (its condition variable or the poller).
+    pub(crate) fn unpark_worker(&self, i: usize) {
+        self.remotes[i].parker.unpark(|| self.netpoll.wake());
     }
 
     /// Wakes a sleeping worker to look for portable work, if one is needed.
     pub(crate) fn notify_parked(&self) {
         if let Some(i) = self.idle.worker_to_notify() {
-            self.remotes[i].parker.unpark();
+            self.unpark_worker(i);
         }
     }
 

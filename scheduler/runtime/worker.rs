@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How many times in a row `runnext` may run before the queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
@@ -125,6 +125,9 @@ impl Worker {
                 if self.has_local_work() {
                     continue;
                 }
+            }
+            if self.poll_net() {
+                continue;
             }
             if self.spin_for_work() {
                 continue;
@@ -243,6 +246,15 @@ impl Worker {
             self.begin_shutdown();
         }
         self.fire_timers();
+        // A busy worker still reaps IO readiness now and then.
+        self.poll_net();
+    }
+
+    /// Polls the netpoller without blocking if any descriptor is registered; true if
+    /// that made work for this worker.
+    fn poll_net(&self) -> bool {
+        let np = &self.shared.netpoll;
+        np.is_active() && np.poll_now() != 0 && self.has_local_work()
     }
 
     fn fire_timers(&self) -> usize {
@@ -426,8 +438,8 @@ impl Worker {
                 // Workers draining a shutdown wait for the last migratable coroutine,
                 // wherever it ran: wake them all to see the set empty (a parker keeps
                 // the token, so one that is about to sleep wakes at once).
-                for r in self.shared.remotes.iter() {
-                    r.parker.unpark();
+                for i in 0..self.shared.remotes.len() {
+                    self.shared.unpark_worker(i);
                 }
             }
         } else {
@@ -491,11 +503,32 @@ impl Worker {
         let deadline = self.timers.borrow().next_deadline();
         let parker = &self.remote().parker;
         Counters::bump(&self.counters().sleeps, 1);
-        let searching = self.shared.idle.sleep(self.index, parker, deadline, || {
+        let np = &self.shared.netpoll;
+        // With descriptors registered, one sleeping worker sleeps in the poller so
+        // that readiness wakes it; epoll counts in milliseconds, so not for a timer
+        // due sooner than that.
+        let soon = matches!(deadline, Some(d) if d <= Instant::now() + Duration::from_millis(1));
+        let blocker = if np.is_active() && !soon {
+            np.try_block()
+        } else {
+            None
+        };
+        let has_work = || {
             self.has_local_work()
                 || self.shared.has_portable_work()
                 || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
-        });
+        };
+        let searching = match blocker {
+            Some(b) => self.shared.idle.sleep(self.index, has_work, || {
+                parker.park_polling(deadline, |d| {
+                    b.wait(d);
+                })
+            }),
+            None => self
+                .shared
+                .idle
+                .sleep(self.index, has_work, || parker.park(deadline)),
+        };
         self.searching.set(searching);
     }
 
