@@ -151,11 +151,8 @@ mod corun_rt {
     use super::*;
 
     /// Why a workload has no corun version yet (`None`: it has one).
-    pub fn missing(workload: &str) -> Option<&'static str> {
-        match workload {
-            "w6" => Some("n/a (net: issue 4)"),
-            _ => None,
-        }
+    pub fn missing(_workload: &str) -> Option<&'static str> {
+        None
     }
 
     pub fn run(workload: &str, arg: Option<u64>) -> Outcome {
@@ -177,6 +174,7 @@ mod corun_rt {
             "w4" => w4(&rt),
             "w4chan" => rt.block_on(w4chan),
             "w5" => rt.block_on(move || w5(arg.unwrap_or(W5_DEFAULT_N))),
+            "w6" => rt.block_on(w6),
             "w7" => rt.block_on(w7),
             "w8" => rt.block_on(move || w8(workers)),
             other => panic!("corun has no workload {other}"),
@@ -382,6 +380,64 @@ mod corun_rt {
         let t = t0.elapsed();
         let v = check("w5", ctr.load(Ordering::SeqCst), n);
         w5_outcome(n, before, maps, t).with("checksum", v)
+    }
+
+    fn w6() -> Outcome {
+        use corun::net::{TcpListener, TcpStream};
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let t0 = Instant::now();
+        let server = corun::spawn(move || {
+            let mut hs = Vec::new();
+            for _ in 0..W6_CLIENTS {
+                let (mut s, _) = listener.accept().expect("accept");
+                s.set_nodelay(true).expect("nodelay");
+                hs.push(corun::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while s.read_exact(&mut buf).is_ok() {
+                        s.write_all(&buf).expect("echo");
+                    }
+                }));
+            }
+            for h in hs {
+                h.join().expect("echo coroutine");
+            }
+        });
+        let ok = Arc::new(AtomicU64::new(0));
+        let clients: Vec<_> = (0..W6_CLIENTS)
+            .map(|id| {
+                let ok = ok.clone();
+                corun::spawn(move || {
+                    let mut s = TcpStream::connect(addr).expect("connect");
+                    s.set_nodelay(true).expect("nodelay");
+                    let mut out = [0u8; 64];
+                    let mut inb = [0u8; 64];
+                    let mut good = 0u64;
+                    for i in 0..W6_ROUNDS {
+                        out[..8].copy_from_slice(&id.to_le_bytes());
+                        out[8..16].copy_from_slice(&i.to_le_bytes());
+                        s.write_all(&out).expect("write");
+                        s.read_exact(&mut inb).expect("read");
+                        good += u64::from(inb == out);
+                    }
+                    ok.fetch_add(good, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for h in clients {
+            h.join().expect("client");
+        }
+        let t = t0.elapsed();
+        server.join().expect("server");
+        let v = check("w6", ok.load(Ordering::SeqCst), W6_CLIENTS * W6_ROUNDS);
+        Outcome::default()
+            .with(
+                "roundtrips_per_s",
+                format!("{:.0}", v as f64 / t.as_secs_f64()),
+            )
+            .with("internal_ms", ms(t))
+            .with("checksum", v)
     }
 
     fn w7() -> Outcome {
