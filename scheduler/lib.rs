@@ -52,6 +52,7 @@ mod loom;
 pub mod net;
 mod netpoll;
 mod runtime;
+pub mod signal;
 pub mod sync;
 mod time;
 
