@@ -101,17 +101,29 @@ fn main() {
             let addr: SocketAddr = arg(&args, 1, "the address");
             let clients: usize = arg(&args, 2, "n_clients");
             let rts: usize = arg(&args, 3, "round_trips");
-            let bytes: usize = if args.len() > 4 { arg(&args, 4, "bytes") } else { 64 };
-            let rate = corun::go!(move || load(addr, clients, rts, bytes)).join().unwrap();
-            println!("{clients} clients x {rts} round trips of {bytes} bytes: {rate:.0} round trips/s");
+            let bytes: usize = if args.len() > 4 {
+                arg(&args, 4, "bytes")
+            } else {
+                64
+            };
+            let rate = corun::go!(move || load(addr, clients, rts, bytes))
+                .join()
+                .unwrap();
+            println!(
+                "{clients} clients x {rts} round trips of {bytes} bytes: {rate:.0} round trips/s"
+            );
         }
         None => {
             let l = TcpListener::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap()).unwrap();
             let addr = l.local_addr().unwrap();
             corun::go!(move || serve(l));
             let (clients, rts, bytes) = (10, 1000, 64);
-            let rate = corun::go!(move || load(addr, clients, rts, bytes)).join().unwrap();
-            println!("{clients} clients x {rts} round trips of {bytes} bytes: {rate:.0} round trips/s");
+            let rate = corun::go!(move || load(addr, clients, rts, bytes))
+                .join()
+                .unwrap();
+            println!(
+                "{clients} clients x {rts} round trips of {bytes} bytes: {rate:.0} round trips/s"
+            );
         }
         Some(_) => usage(),
     }

@@ -34,7 +34,11 @@ fn serve(listener: TcpListener, delay: Duration) {
                     Ok(_) => {}
                 }
             }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_owned();
             corun::sleep(delay); // a slow site
             let body = format!("you asked for {path}\n");
             let resp = format!(
@@ -56,10 +60,14 @@ fn fetch(url: &str) -> Result<String, String> {
         None => (rest, "/"),
     };
     let mut s = TcpStream::connect(host).map_err(|e| format!("{url}: connect: {e}"))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("{url}: send: {e}"))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{url}: send: {e}"))?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| format!("{url}: receive: {e}"))?;
+    s.read_to_end(&mut resp)
+        .map_err(|e| format!("{url}: receive: {e}"))?;
     let text = String::from_utf8_lossy(&resp);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -74,7 +82,10 @@ fn fetch(url: &str) -> Result<String, String> {
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| format!("{url}: no Content-Length"))?;
     if body.len() != length {
-        return Err(format!("{url}: body of {} bytes, Content-Length {length}", body.len()));
+        return Err(format!(
+            "{url}: body of {} bytes, Content-Length {length}",
+            body.len()
+        ));
     }
     Ok(body.to_owned())
 }

@@ -101,7 +101,11 @@ pub fn notify(signals: &[i32]) -> io::Result<Receiver<i32>> {
     }
     // Subscribe before installing, so a signal arriving in between is delivered.
     for &sig in signals {
-        if !subs.list.iter().any(|(s, t)| *s == sig && t.same_channel(&tx)) {
+        if !subs
+            .list
+            .iter()
+            .any(|(s, t)| *s == sig && t.same_channel(&tx))
+        {
             subs.list.push((sig, tx.clone()));
         }
     }
@@ -126,7 +130,10 @@ fn check(sig: i32) -> io::Result<()> {
     if sig <= 0 || sig as usize >= NSIG {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{sig} is not a signal number: pass one from 1 to {}", NSIG - 1),
+            format!(
+                "{sig} is not a signal number: pass one from 1 to {}",
+                NSIG - 1
+            ),
         ));
     }
     if FAULTS.contains(&sig) || signal_hook_registry::FORBIDDEN.contains(&sig) {

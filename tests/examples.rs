@@ -50,7 +50,9 @@ fn echo_server_and_client_processes() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
     let out = run(Command::new(&echo).args(["client", &addr, "4", "200"]));
     server.kill().unwrap();
@@ -60,7 +62,9 @@ fn echo_server_and_client_processes() {
 
 #[test]
 fn fetch_many_runs() {
-    let Some(fetch) = example("fetch_many") else { return };
+    let Some(fetch) = example("fetch_many") else {
+        return;
+    };
     let out = run(Command::new(fetch).args(["8", "20"]));
     assert!(out.contains("8 URLs fetched concurrently"), "{out}");
     assert!(out.contains("8 URLs fetched one by one"), "{out}");

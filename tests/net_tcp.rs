@@ -23,7 +23,13 @@ fn is_child(name: &str) -> bool {
 
 fn run_child(name: &str) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, name)
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -35,7 +41,8 @@ fn listener(backlog: i32) -> (TcpListener, SocketAddr) {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     s.set_reuse_address(true).unwrap();
-    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     s.listen(backlog).unwrap();
     let l = TcpListener::from_std(s.into()).unwrap();
     let addr = l.local_addr().unwrap();
@@ -55,10 +62,16 @@ fn pair() -> (TcpStream, TcpStream) {
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` (and the hard limit too, as
 /// root); the reason if it cannot.
 fn raise_fd_limit(want: u64) -> Result<(), String> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes one rlimit into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(format!("getrlimit failed: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "getrlimit failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if lim.rlim_cur >= want {
         return Ok(());
@@ -105,7 +118,8 @@ fn ten_thousand_concurrent_connections() {
     // turn; each keeps its connections open until the release.
     let servers: Vec<_> = (0..SERVERS)
         .map(|_| {
-            let (conn_rx, release_rx, served) = (conn_rx.clone(), release_rx.clone(), served.clone());
+            let (conn_rx, release_rx, served) =
+                (conn_rx.clone(), release_rx.clone(), served.clone());
             rt.spawn(move || {
                 let mut kept = Vec::new();
                 while let Ok(mut s) = conn_rx.recv() {
@@ -118,7 +132,9 @@ fn ten_thousand_concurrent_connections() {
                 let _ = release_rx.recv();
                 for s in &kept {
                     // Reset instead of a FIN: no TIME_WAIT left behind for the next run.
-                    socket2::SockRef::from(s).set_linger(Some(Duration::ZERO)).unwrap();
+                    socket2::SockRef::from(s)
+                        .set_linger(Some(Duration::ZERO))
+                        .unwrap();
                 }
                 kept.len()
             })
@@ -126,7 +142,13 @@ fn ten_thousand_concurrent_connections() {
         .collect();
     drop((conn_rx, release_rx));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_ten_thousand_clients", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_ten_thousand_clients",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "child_ten_thousand_clients")
         .env("CORUN_NET_ADDR", addr.to_string())
         .stdout(std::process::Stdio::piped())
@@ -229,9 +251,14 @@ fn read_timeout_expires_with_would_block() {
 fn write_timeout_expires_when_the_peer_does_not_read() {
     let check = || {
         let (c, s) = pair();
-        socket2::SockRef::from(&c).set_send_buffer_size(4096).unwrap();
-        socket2::SockRef::from(&s).set_recv_buffer_size(4096).unwrap();
-        c.set_write_timeout(Some(Duration::from_millis(60))).unwrap();
+        socket2::SockRef::from(&c)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&s)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        c.set_write_timeout(Some(Duration::from_millis(60)))
+            .unwrap();
         let chunk = [7u8; 16 * 1024];
         let mut written = 0usize;
         let e = loop {
@@ -284,7 +311,11 @@ fn connect_timeout_to_a_listener_whose_accept_queue_is_full() {
                 Ok(s) => kept.push(s),
                 Err(e) => {
                     assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
-                    assert!(t.elapsed() >= Duration::from_millis(290), "{:?}", t.elapsed());
+                    assert!(
+                        t.elapsed() >= Duration::from_millis(290),
+                        "{:?}",
+                        t.elapsed()
+                    );
                     assert!(!kept.is_empty());
                     drop(l);
                     return;
@@ -312,7 +343,9 @@ fn peer_reset_and_eof() {
         let (c, s) = pair();
         let reader = corun::go!(move || (&c).read(&mut [0u8; 8]).map_err(|e| e.kind()));
         corun::sleep(Duration::from_millis(20));
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(s);
         assert_eq!(reader.join().unwrap(), Err(ErrorKind::ConnectionReset));
 
@@ -329,7 +362,9 @@ fn peer_reset_and_eof() {
 
         // Writing to a reset connection fails (EPIPE or ECONNRESET), no SIGPIPE.
         let (c, s) = pair();
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(s);
         let mut failed = false;
         for _ in 0..100 {
@@ -352,7 +387,8 @@ fn half_close_then_the_peer_still_writes_back() {
         let (s, _) = l.accept().unwrap();
         let mut req = Vec::new();
         (&s).read_to_end(&mut req).unwrap(); // EOF: the client shut down writing
-        (&s).write_all(&req.iter().rev().copied().collect::<Vec<_>>()).unwrap();
+        (&s).write_all(&req.iter().rev().copied().collect::<Vec<_>>())
+            .unwrap();
     });
     let client = corun::go!(move || {
         let c = TcpStream::connect(addr).unwrap();
@@ -393,12 +429,21 @@ fn child_accept_out_of_fds() {
     let c2 = std::net::TcpStream::connect(addr).unwrap();
     // Lower the soft limit a little above what is open, then use up the rest.
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-    let lim = libc::rlimit { rlim_cur: open + 16, rlim_max: libc::RLIM_INFINITY };
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let lim = libc::rlimit {
+        rlim_cur: open + 16,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit read or write the one struct passed.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur), 0);
-        let lim = libc::rlimit { rlim_max: cur.rlim_max, ..lim };
+        let lim = libc::rlimit {
+            rlim_max: cur.rlim_max,
+            ..lim
+        };
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     let mut fillers = Vec::new();
@@ -423,7 +468,10 @@ fn child_accept_out_of_fds() {
                     if errors == 3 {
                         fillers = None; // descriptors free up
                     }
-                    assert!(errors < 500, "accept kept failing after descriptors were freed");
+                    assert!(
+                        errors < 500,
+                        "accept kept failing after descriptors were freed"
+                    );
                 }
                 Err(e) => panic!("accept: {e}"),
             }
@@ -476,7 +524,10 @@ fn blocking_calls_do_not_stop_other_coroutines() {
     let pingpong = rt.spawn(move || {
         let t = Instant::now();
         while s2.load(Ordering::SeqCst) < BLOCKERS {
-            assert!(t.elapsed() < Duration::from_secs(60), "blocking calls never started");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "blocking calls never started"
+            );
             corun::sleep(Duration::from_millis(1));
         }
         let (l, addr) = listener(16);
@@ -501,7 +552,10 @@ fn blocking_calls_do_not_stop_other_coroutines() {
     pingpong.join().unwrap();
     release.store(true, Ordering::SeqCst);
     for b in blockers {
-        assert!(b.join().unwrap(), "a blocking call ran out its 60 s: the ping-pong was stuck");
+        assert!(
+            b.join().unwrap(),
+            "a blocking call ran out its 60 s: the ping-pong was stuck"
+        );
     }
 }
 
@@ -528,8 +582,14 @@ fn the_same_types_work_from_plain_threads() {
         back
     };
     assert_eq!(ask("thread"), "THREAD\n");
-    assert_eq!(corun::go!(move || ask("coroutine")).join().unwrap(), "COROUTINE\n");
-    assert_eq!(std::thread::spawn(move || ask("again")).join().unwrap(), "AGAIN\n");
+    assert_eq!(
+        corun::go!(move || ask("coroutine")).join().unwrap(),
+        "COROUTINE\n"
+    );
+    assert_eq!(
+        std::thread::spawn(move || ask("again")).join().unwrap(),
+        "AGAIN\n"
+    );
     server.join().unwrap();
 }
 
@@ -581,7 +641,9 @@ fn connect_tries_every_address_in_turn() {
     let (l, good) = listener(16);
     let server = corun::go!(move || l.accept().unwrap().1);
     let addrs = [closed, good];
-    let c = corun::go!(move || TcpStream::connect(&addrs[..]).unwrap()).join().unwrap();
+    let c = corun::go!(move || TcpStream::connect(&addrs[..]).unwrap())
+        .join()
+        .unwrap();
     assert_eq!(c.peer_addr().unwrap(), good);
     assert_eq!(server.join().unwrap(), c.local_addr().unwrap());
     let e = TcpStream::connect(closed).unwrap_err();

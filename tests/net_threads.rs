@@ -16,7 +16,9 @@ fn threads() -> usize {
 fn no_thread_beyond_the_workers_is_started_by_the_poller() {
     let rt = corun::Runtime::builder().workers(2).build().unwrap();
     // Let the workers start.
-    rt.spawn(|| corun::sleep(Duration::from_millis(1))).join().unwrap();
+    rt.spawn(|| corun::sleep(Duration::from_millis(1)))
+        .join()
+        .unwrap();
     let before = threads();
     let lit: SocketAddr = "127.0.0.1:0".parse().unwrap();
     rt.spawn(move || {

@@ -75,7 +75,11 @@ fn udp_peek_timeouts_and_nonblocking() {
         assert_eq!(b.read_timeout().unwrap(), Some(Duration::from_millis(50)));
         let t = Instant::now();
         assert_eq!(b.recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert!(t.elapsed() >= Duration::from_millis(45), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(b.set_read_timeout(Some(Duration::ZERO)).is_err());
 
         b.set_nonblocking(true).unwrap();
@@ -106,7 +110,9 @@ fn udp_peek_timeouts_and_nonblocking() {
 #[test]
 fn udp_many_coroutines_wait_on_their_own_sockets() {
     // 100 receivers parked at once on the poller, each woken by its own datagram.
-    let socks: Vec<UdpSocket> = (0..100).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let socks: Vec<UdpSocket> = (0..100)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
     let addrs: Vec<_> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
     let hs: Vec<_> = socks
         .into_iter()
@@ -215,8 +221,15 @@ fn unix_half_close_peek_and_read_timeout() {
         let (c, _d) = UnixStream::pair().unwrap();
         c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let t = Instant::now();
-        assert_eq!((&c).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert!(t.elapsed() >= Duration::from_millis(45), "{:?}", t.elapsed());
+        assert_eq!(
+            (&c).read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            t.elapsed()
+        );
     })
     .join()
     .unwrap();
@@ -226,7 +239,8 @@ fn unix_half_close_peek_and_read_timeout() {
 fn unix_write_timeout_when_the_peer_does_not_read() {
     corun::go!(|| {
         let (a, _b) = UnixStream::pair().unwrap();
-        a.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+        a.set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let chunk = [0u8; 64 * 1024];
         let mut written = 0usize;
         let err = loop {
@@ -253,8 +267,10 @@ fn unix_connect_waits_while_the_backlog_is_full() {
     let sock = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
     sock.bind(&SockAddr::unix(&path).unwrap()).unwrap();
     sock.listen(0).unwrap();
-    let l = UnixListener::from_std(std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(sock)))
-        .unwrap();
+    let l = UnixListener::from_std(std::os::unix::net::UnixListener::from(
+        std::os::fd::OwnedFd::from(sock),
+    ))
+    .unwrap();
     let first = UnixStream::connect(&path).unwrap();
     let p = path.clone();
     let (done_tx, done_rx) = corun::chan::bounded(1);
@@ -266,7 +282,9 @@ fn unix_connect_waits_while_the_backlog_is_full() {
     // Not connected while the queue is full (it retries on a timer meanwhile).
     assert!(done_rx.recv_timeout(Duration::from_millis(100)).is_err());
     let (_a1, _) = l.accept().unwrap();
-    done_rx.recv_timeout(Duration::from_secs(20)).expect("connect never got through");
+    done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("connect never got through");
     let (mut a2, _) = l.accept().unwrap();
     let mut s2 = second.join().unwrap();
     s2.write_all(b"x").unwrap();
@@ -329,12 +347,17 @@ fn unix_datagrams_between_bound_sockets() {
         let mut buf = [0u8; 64];
         for _ in 0..50 {
             let (n, from) = server.recv_from(&mut buf).unwrap();
-            server.send_to(&buf[..n], from.as_pathname().unwrap()).unwrap();
+            server
+                .send_to(&buf[..n], from.as_pathname().unwrap())
+                .unwrap();
         }
     });
     let client = UnixDatagram::bind(&cp).unwrap();
     client.connect(&sp).unwrap();
-    assert_eq!(client.peer_addr().unwrap().as_pathname(), Some(sp.as_path()));
+    assert_eq!(
+        client.peer_addr().unwrap().as_pathname(),
+        Some(sp.as_path())
+    );
     let h = corun::go!(move || {
         let mut buf = [0u8; 64];
         for i in 0..50u32 {
@@ -396,10 +419,15 @@ fn unix_datagram_write_timeout_and_pair() {
             assert!(sent < 1_000_000, "the queue never filled");
         }
         a.set_nonblocking(false).unwrap();
-        a.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+        a.set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let t = Instant::now();
         assert_eq!(a.send(b"more").unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert!(t.elapsed() >= Duration::from_millis(45), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            t.elapsed()
+        );
         let mut buf = [0u8; 8];
         assert_eq!(b.recv(&mut buf).unwrap(), 4);
         a.send(b"room").unwrap(); // room again

@@ -91,7 +91,15 @@ fn a_dropped_receiver_is_forgotten_and_later_ones_still_receive() {
 
 #[test]
 fn signals_that_cannot_be_received_are_refused_with_a_reason() {
-    for sig in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, 0, -1, 200] {
+    for sig in [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        0,
+        -1,
+        200,
+    ] {
         let e = notify(&[sig]).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{sig}");
         assert!(e.to_string().contains(&sig.to_string()), "{e}");
