@@ -441,3 +441,99 @@ fn unix_datagram_write_timeout_and_pair() {
     .join()
     .unwrap();
 }
+
+// ---- out of file descriptors (in a child process, as in tests/net_tcp.rs) ----
+
+const CHILD_ENV: &str = "CORUN_UNIX_CHILD";
+const CHILD_DONE: &str = "CORUN-UNIX-CHILD-DONE";
+
+#[test]
+fn unix_accept_out_of_file_descriptors_errors_then_serves_again() {
+    let name = "child_unix_accept_out_of_fds";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, name)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(CHILD_DONE),
+        "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run as a child by unix_accept_out_of_file_descriptors_errors_then_serves_again"]
+fn child_unix_accept_out_of_fds() {
+    if std::env::var(CHILD_ENV).as_deref() != Ok("child_unix_accept_out_of_fds") {
+        return;
+    }
+    let dir = TempDir::new("emfile");
+    let path = dir.path("s");
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let l = UnixListener::bind(&path).unwrap();
+    let _queued = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read or write the one struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur), 0);
+        let lim = libc::rlimit {
+            rlim_cur: open + 16,
+            rlim_max: cur.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let mut fillers = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        fillers.push(f);
+        assert!(fillers.len() < 100_000);
+    }
+    let p = path.clone();
+    let errors = rt
+        .spawn(move || {
+            let mut fillers = Some(fillers);
+            let mut errors = 0;
+            loop {
+                match l.accept() {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                        errors += 1;
+                        if errors == 3 {
+                            fillers = None;
+                        }
+                        assert!(
+                            errors < 500,
+                            "accept kept failing after descriptors were freed"
+                        );
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            assert!(fillers.is_none());
+            // Serving as usual afterwards, with the queue empty in between.
+            let late = corun::go!(move || {
+                corun::sleep(Duration::from_millis(50));
+                UnixStream::connect(&p).unwrap()
+            });
+            l.accept().unwrap();
+            late.join().unwrap();
+            errors
+        })
+        .join()
+        .unwrap();
+    println!("accept failed {errors} times with EMFILE, then served");
+    println!("{CHILD_DONE}");
+}
