@@ -1,7 +1,9 @@
 //! Sockets whose blocking calls park the calling coroutine, not its worker.
 //!
-//! The types have `std::net`'s names, methods and signatures and implement
-//! [`std::io::Read`] and [`std::io::Write`] (also for `&TcpStream`), so
+//! [`TcpListener`], [`TcpStream`] and [`UdpSocket`] mirror `std::net`;
+//! [`UnixListener`], [`UnixStream`] and [`UnixDatagram`] mirror
+//! `std::os::unix::net`. The types have `std`'s names, methods and signatures and implement
+//! [`std::io::Read`] and [`std::io::Write`] (also for `&TcpStream` and `&UnixStream`), so
 //! [`BufReader`](std::io::BufReader), [`BufWriter`](std::io::BufWriter) and any crate
 //! written against `Read`/`Write` work unchanged. Inside a coroutine, an operation
 //! that would block parks the coroutine on the runtime's netpoller; on a plain thread
