@@ -33,6 +33,9 @@
 //!   on first use.
 //! - [`JoinHandle::cancel`] asks a coroutine to stop: it unwinds from its next
 //!   cancellation point and its `join()` gives a [`Cancelled`] payload.
+//! - [`net`] has TCP, UDP and Unix sockets with `std`'s API whose waits park the
+//!   coroutine on the runtime's netpoller; [`signal::notify`] delivers OS signals
+//!   on a channel.
 //! - [`Generator`] is Python's `yield`/`send` generator on a stack of its own; it runs
 //!   on the caller's thread and needs no runtime.
 //!
@@ -52,6 +55,7 @@ mod loom;
 pub mod net;
 mod netpoll;
 mod runtime;
+pub mod signal;
 pub mod sync;
 mod time;
 

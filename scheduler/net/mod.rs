@@ -1,7 +1,9 @@
 //! Sockets whose blocking calls park the calling coroutine, not its worker.
 //!
-//! The types have `std::net`'s names, methods and signatures and implement
-//! [`std::io::Read`] and [`std::io::Write`] (also for `&TcpStream`), so
+//! [`TcpListener`], [`TcpStream`] and [`UdpSocket`] mirror `std::net`;
+//! [`UnixListener`], [`UnixStream`] and [`UnixDatagram`] mirror
+//! `std::os::unix::net`. The types have `std`'s names, methods and signatures and implement
+//! [`std::io::Read`] and [`std::io::Write`] (also for `&TcpStream` and `&UnixStream`), so
 //! [`BufReader`](std::io::BufReader), [`BufWriter`](std::io::BufWriter) and any crate
 //! written against `Read`/`Write` work unchanged. Inside a coroutine, an operation
 //! that would block parks the coroutine on the runtime's netpoller; on a plain thread
@@ -38,8 +40,36 @@
 //!   needs resolving is resolved on the [blocking pool](crate::blocking), off the
 //!   workers, borrowing the argument meanwhile.
 
+/// `AsRawFd`, `AsFd` and `Debug` for a socket type whose `inner` field is the `std`
+/// socket it wraps.
+macro_rules! socket_fd_traits {
+    ($t:ty) => {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.inner)
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.inner)
+            }
+        }
+
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.inner.fmt(f)
+            }
+        }
+    };
+}
+
 mod addr;
 mod tcp;
+mod udp;
+pub mod unix;
 
 pub use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

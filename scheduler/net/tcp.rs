@@ -112,7 +112,11 @@ impl TcpListener {
                         && e.kind() == io::ErrorKind::WouldBlock
                         && !self.nonblocking.load(Ordering::Relaxed) =>
                 {
-                    continue; // the retry timer: try again
+                    // The retry timer fired and the queue was empty at the last
+                    // attempt: a new connection will bring an edge again, so stop
+                    // polling every 20 ms.
+                    self.starved.store(false, Ordering::Relaxed);
+                    continue;
                 }
                 Err(e) => return Err(e),
             }

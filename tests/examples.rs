@@ -1,0 +1,71 @@
+//! The networking examples run to completion with small sizes. `cargo test` builds
+//! the examples next to the test binaries; a run that did not build them (a
+//! `--test` filter) skips with the reason printed.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn example(name: &str) -> Option<PathBuf> {
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent()?.parent()?.join("examples").join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} was not built (run `cargo test` without a target filter, \
+             or `cargo build --release --examples`)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn echo_in_one_process() {
+    let Some(echo) = example("echo") else { return };
+    let out = run(&mut Command::new(echo));
+    assert!(out.contains("round trips/s"), "{out}");
+}
+
+#[test]
+fn echo_server_and_client_processes() {
+    let Some(echo) = example("echo") else { return };
+    let mut server = Command::new(&echo)
+        .args(["server", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let out = run(Command::new(&echo).args(["client", &addr, "4", "200"]));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(out.contains("4 clients x 200 round trips"), "{out}");
+}
+
+#[test]
+fn fetch_many_runs() {
+    let Some(fetch) = example("fetch_many") else {
+        return;
+    };
+    let out = run(Command::new(fetch).args(["8", "20"]));
+    assert!(out.contains("8 URLs fetched concurrently"), "{out}");
+    assert!(out.contains("8 URLs fetched one by one"), "{out}");
+}
