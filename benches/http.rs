@@ -106,6 +106,15 @@ fn serve(which: &str) {
             let rt = corun::Runtime::builder().workers(2).build().expect("runtime");
             let l = corun::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             announce(l.local_addr().expect("addr"));
+            if std::env::var_os("HTTP_DEBUG").is_some() {
+                let h = rt.handle().clone();
+                std::thread::spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let m = h.metrics();
+                    let s: Vec<_> = m.workers.iter().map(|w| (w.started, w.switches, w.stolen, w.sleeps)).collect();
+                    eprintln!("{s:?}");
+                });
+            }
             rt.block_on(move || http_hello::serve(l)).expect("serve");
         }
         "may_minihttp" => {
