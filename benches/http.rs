@@ -103,7 +103,10 @@ fn serve(which: &str) {
     let announce = |addr: std::net::SocketAddr| println!("LISTEN {addr}");
     match which {
         "corun" => {
-            let rt = corun::Runtime::builder().workers(2).build().expect("runtime");
+            let rt = corun::Runtime::builder()
+                .workers(2)
+                .build()
+                .expect("runtime");
             let l = corun::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             announce(l.local_addr().expect("addr"));
             if std::env::var_os("HTTP_DEBUG").is_some() {
@@ -111,7 +114,11 @@ fn serve(which: &str) {
                 std::thread::spawn(move || loop {
                     std::thread::sleep(Duration::from_secs(1));
                     let m = h.metrics();
-                    let s: Vec<_> = m.workers.iter().map(|w| (w.started, w.switches, w.stolen, w.sleeps)).collect();
+                    let s: Vec<_> = m
+                        .workers
+                        .iter()
+                        .map(|w| (w.started, w.switches, w.stolen, w.sleeps))
+                        .collect();
                     eprintln!("{s:?}");
                 });
             }

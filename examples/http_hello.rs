@@ -30,7 +30,10 @@ fn main() -> io::Result<()> {
     }
     let rt = b.build()?;
     let listener = TcpListener::bind(addr)?;
-    eprintln!("http_hello: listening on http://{}/", listener.local_addr()?);
+    eprintln!(
+        "http_hello: listening on http://{}/",
+        listener.local_addr()?
+    );
     rt.block_on(move || serve(listener))
 }
 

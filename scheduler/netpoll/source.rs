@@ -1,43 +1,49 @@
 //! [`IoSource`]: how a non-blocking descriptor waits, for the socket types.
 //!
 //! Every operation is tried first. Only one that would block waits: a coroutine
-//! registers the descriptor with its runtime's netpoller (once) and parks until the
+//! registers the descriptor with its worker's poller (once) and parks until the
 //! edge for that direction (see [`readiness`](super::readiness)); a plain thread
 //! waits in `poll(2)` on the descriptor alone, so the socket types work with no
 //! runtime at all. Deadlines (IO timeouts) use the coroutine's timers.
+//!
+//! A descriptor stays with the poller it was registered with, whichever coroutine
+//! waits on it later, unless that poller's runtime has shut down: then the next
+//! coroutine to wait moves it to its own worker's poller.
 
-use super::readiness::Dir;
+use super::readiness::{Dir, Readiness};
 use super::Ready;
 use crate::runtime::context;
 use crate::runtime::park::{self, Waiter};
 use crate::runtime::shared::Shared;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-struct Registered {
-    ready: Arc<Ready>,
+/// Which worker's poller a descriptor is registered with.
+struct Binding {
     shared: Arc<Shared>,
+    worker: usize,
 }
 
-/// A non-blocking descriptor and its registration with a netpoller. Drop it before
+/// A non-blocking descriptor and its registration with a poller. Drop it before
 /// the descriptor is closed (declare it before the owning socket in a struct).
 pub(crate) struct IoSource {
     fd: RawFd,
-    reg: OnceLock<Registered>,
+    /// Made at the first registration and kept for life (a move to another poller
+    /// keeps it, so waiters queued on it are not lost).
+    ready: OnceLock<Arc<Ready>>,
+    bound: parking_lot::Mutex<Option<Binding>>,
 }
-
-/// Registrations are rare (once per descriptor); one lock keeps two coroutines from
-/// registering the same descriptor twice.
-static REGISTERING: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 
 impl IoSource {
     /// Wraps `fd`, which the caller has made non-blocking.
     pub(crate) fn new(fd: RawFd) -> IoSource {
         IoSource {
             fd,
-            reg: OnceLock::new(),
+            ready: OnceLock::new(),
+            bound: parking_lot::Mutex::new(None),
         }
     }
 
@@ -51,8 +57,8 @@ impl IoSource {
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         loop {
-            let reg = self.reg.get();
-            let seen = reg.map_or(0, |r| r.ready.seq(dir));
+            let ready = self.ready.get();
+            let seen = ready.map_or(0, |r| r.seq(dir));
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return r,
@@ -63,28 +69,24 @@ impl IoSource {
                     "the socket's timeout expired before it was ready",
                 ));
             }
-            let Some(shared) = context::with_worker(|w| w.shared.clone()) else {
+            if context::current_task_ptr().is_none() {
                 self.wait_thread(dir, deadline)?;
                 continue;
-            };
-            let reg = match reg {
-                Some(r) => r,
-                None => {
-                    // Registered now: its first edge (if already ready) bumps `seq`
-                    // from 0; simplest is to try once more before waiting.
-                    self.register(shared)?;
+            }
+            let ready = match ready {
+                Some(r) if self.is_bound() => r,
+                _ => {
+                    // Registered now: an edge for data that is already there bumps
+                    // `seq` past `seen`; simplest is to try once more before waiting.
+                    self.bind()?;
                     continue;
                 }
             };
             let me = Waiter::current();
-            if !reg.ready.wait(dir, seen, me.clone()) {
+            if !ready.wait(dir, seen, me.clone()) {
                 continue;
             }
-            let _forget = Forget {
-                ready: &reg.ready,
-                dir,
-                me,
-            };
+            let _forget = Forget { ready, dir, me };
             match deadline {
                 Some(d) => park::park_until(d),
                 None => park::park(),
@@ -92,19 +94,40 @@ impl IoSource {
         }
     }
 
-    fn register(&self, shared: Arc<Shared>) -> io::Result<()> {
-        let _l = REGISTERING.lock();
-        if self.reg.get().is_some() {
-            return Ok(());
+    /// Whether the descriptor is registered with a poller that is still polled.
+    fn is_bound(&self) -> bool {
+        matches!(&*self.bound.lock(), Some(b) if !b.shared.shutdown.load(Ordering::Relaxed))
+    }
+
+    /// Registers the descriptor with the calling worker's poller, moving it from a
+    /// poller whose runtime has shut down.
+    fn bind(&self) -> io::Result<()> {
+        let Some((shared, worker)) = context::with_worker(|w| (w.shared.clone(), w.index)) else {
+            return Ok(()); // not on a worker: the caller waits as a thread
+        };
+        let mut bound = self.bound.lock();
+        let ready = self.ready.get_or_init(|| Arc::new(Readiness::new()));
+        if let Some(old) = bound.as_ref() {
+            if !old.shared.shutdown.load(Ordering::Relaxed) {
+                return Ok(()); // another coroutine bound it meanwhile
+            }
+            old.shared.remotes[old.worker]
+                .net
+                .deregister(self.fd, ready.clone());
+            *bound = None;
         }
-        let ready = shared.netpoll.register(self.fd).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("corun could not register a socket with its netpoller: {e}"),
-            )
-        })?;
-        // Set under the lock after a `get` found it empty: cannot fail.
-        let _ = self.reg.set(Registered { ready, shared });
+        shared.remotes[worker]
+            .net
+            .register(self.fd, ready)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "corun could not register a socket with its netpoller (epoll_ctl): {e}"
+                    ),
+                )
+            })?;
+        *bound = Some(Binding { shared, worker });
         Ok(())
     }
 
@@ -140,8 +163,10 @@ impl IoSource {
 
 impl Drop for IoSource {
     fn drop(&mut self) {
-        if let Some(r) = self.reg.take() {
-            r.shared.netpoll.deregister(self.fd, r.ready);
+        if let (Some(b), Some(ready)) = (self.bound.get_mut().take(), self.ready.get()) {
+            b.shared.remotes[b.worker]
+                .net
+                .deregister(self.fd, ready.clone());
         }
     }
 }

@@ -67,20 +67,20 @@ impl RuntimeBuilder {
             ));
         }
         let stacks = StackPool::new(self.stack_size)?;
-        let netpoll = crate::netpoll::Netpoll::new().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("corun could not create its netpoller (epoll and an eventfd): {e}; raise the open-files limit (ulimit -n) if it is exhausted"),
-            )
-        })?;
         crate::coroutine::overflow::install();
         install_panic_hook();
         let mut locals = Vec::with_capacity(workers);
         let mut remotes = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (l, s) = queue::local();
-            locals.push(l);
-            remotes.push(Remote::new(s));
+            let (poller, net) = crate::netpoll::new().map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("corun could not create a worker's netpoller (an epoll and an eventfd): {e}; if descriptors ran out, raise the limit (ulimit -n)"),
+                )
+            })?;
+            locals.push((l, poller));
+            remotes.push(Remote::new(s, net));
         }
         let shared = Arc::new(Shared {
             remotes: remotes.into_boxed_slice(),
@@ -90,14 +90,13 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
-            netpoll,
         });
         let mut threads = Vec::with_capacity(workers);
-        for (i, local) in locals.into_iter().enumerate() {
+        for (i, (local, poller)) in locals.into_iter().enumerate() {
             let sh = shared.clone();
             let t = thread::Builder::new()
                 .name(format!("{}-worker-{i}", self.name))
-                .spawn(move || super::worker::run(sh, i, local));
+                .spawn(move || super::worker::run(sh, i, local, poller));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {

@@ -20,16 +20,19 @@ pub(crate) struct Remote {
     inbox: Mutex<Vec<G>>,
     pub(crate) inbox_len: AtomicUsize,
     pub(crate) parker: Parker,
+    /// This worker's netpoller, as other threads reach it.
+    pub(crate) net: crate::netpoll::NetRemote,
     pub(crate) counters: Counters,
 }
 
 impl Remote {
-    pub(crate) fn new(steal: Steal<G>) -> Remote {
+    pub(crate) fn new(steal: Steal<G>, net: crate::netpoll::NetRemote) -> Remote {
         Remote {
             steal,
             inbox: Mutex::new(Vec::new()),
             inbox_len: AtomicUsize::new(0),
             parker: Parker::new(),
+            net,
             counters: Counters::default(),
         }
     }
@@ -51,7 +54,6 @@ pub(crate) struct Shared {
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
     pub(crate) migratable: Mutex<HashMap<u64, G>>,
-    pub(crate) netpoll: crate::netpoll::Netpoll,
 }
 
 impl Shared {
@@ -107,7 +109,8 @@ impl Shared {
 
     /// Wakes worker `i` wherever it sleeps (its condition variable or the poller).
     pub(crate) fn unpark_worker(&self, i: usize) {
-        self.remotes[i].parker.unpark(|| self.netpoll.wake());
+        let r = &self.remotes[i];
+        r.parker.unpark(|| r.net.wake());
     }
 
     /// Wakes a sleeping worker to look for portable work, if one is needed.

@@ -23,6 +23,7 @@ use super::queue::Local;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use crate::coroutine::stack::{Stack, StackCache};
+use crate::netpoll::{self, Poller};
 use crate::time::heap::Timers;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -34,6 +35,10 @@ use std::time::{Duration, Instant};
 const RUNNEXT_STREAK: u32 = 16;
 /// Rounds of ~32 spin hints a searcher waits for work before it sleeps (~10 us).
 const SPIN_ROUNDS: u32 = 100;
+/// After this many fruitless spins in a row, a worker skips spinning...
+const SPIN_FAILS_BEFORE_REST: u32 = 4;
+/// ...for this many idle episodes, then tries again.
+const SPIN_REST: u32 = 16;
 /// Every this many ticks the global injector is checked first (Go's 61).
 const GLOBAL_EVERY: u32 = 61;
 
@@ -53,11 +58,15 @@ pub(crate) struct Worker {
     streak: Cell<u32>,
     rng: Cell<u64>,
     searching: Cell<bool>,
+    /// Consecutive spins that found nothing (see `spin_for_work`).
+    spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
+    /// This worker's epoll instance (its other half is `Remote::net`).
+    poller: RefCell<Poller>,
 }
 
 /// The body of worker thread `index`.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>) {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Poller) {
     if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
         eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
     }
@@ -77,7 +86,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>) {
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         ),
         searching: Cell::new(false),
+        spin_fails: Cell::new(0),
         shutting_down: Cell::new(false),
+        poller: RefCell::new(poller),
     };
     context::set_worker(&w);
     w.run_loop();
@@ -250,11 +261,13 @@ impl Worker {
         self.poll_net();
     }
 
-    /// Polls the netpoller without blocking if any descriptor is registered; true if
-    /// that made work for this worker.
+    /// Polls this worker's netpoller without blocking if any descriptor is
+    /// registered with it; true if that made work for this worker.
     fn poll_net(&self) -> bool {
-        let np = &self.shared.netpoll;
-        np.is_active() && np.poll_now() != 0 && self.has_local_work()
+        let net = &self.remote().net;
+        net.is_active()
+            && self.poller.borrow_mut().poll(net, Some(Duration::ZERO)) != 0
+            && self.has_local_work()
     }
 
     fn fire_timers(&self) -> usize {
@@ -466,6 +479,21 @@ impl Worker {
         if !searching && self.registry.borrow().is_empty() {
             return false;
         }
+        // Spinning pays only if work tends to arrive within it. When the last
+        // spins all came up empty (work arrives through the poller, or rarely), skip
+        // a few idle episodes: the CPU is better left to other threads.
+        let fails = self.spin_fails.get();
+        if fails >= SPIN_FAILS_BEFORE_REST {
+            self.spin_fails
+                .set(if fails >= SPIN_FAILS_BEFORE_REST + SPIN_REST {
+                    0
+                } else {
+                    fails + 1
+                });
+            if fails < SPIN_FAILS_BEFORE_REST + SPIN_REST {
+                return false;
+            }
+        }
         for _ in 0..SPIN_ROUNDS {
             for _ in 0..32 {
                 std::hint::spin_loop();
@@ -474,9 +502,11 @@ impl Worker {
                 || searching && self.shared.has_portable_work()
                 || self.timers_due()
             {
+                self.spin_fails.set(0);
                 return true;
             }
         }
+        self.spin_fails.set(self.spin_fails.get() + 1);
         false
     }
 
@@ -503,31 +533,28 @@ impl Worker {
         let deadline = self.timers.borrow().next_deadline();
         let parker = &self.remote().parker;
         Counters::bump(&self.counters().sleeps, 1);
-        let np = &self.shared.netpoll;
-        // With descriptors registered, one sleeping worker sleeps in the poller so
-        // that readiness wakes it; epoll counts in milliseconds, so not for a timer
-        // due sooner than that.
+        let net = &self.remote().net;
+        // With descriptors registered, the worker sleeps in its poller so that
+        // readiness wakes it; epoll counts in milliseconds, so not for a timer due
+        // sooner than that.
         let soon = matches!(deadline, Some(d) if d <= Instant::now() + Duration::from_millis(1));
-        let blocker = if np.is_active() && !soon {
-            np.try_block()
-        } else {
-            None
-        };
         let has_work = || {
             self.has_local_work()
                 || self.shared.has_portable_work()
                 || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
         };
-        let searching = match blocker {
-            Some(b) => self.shared.idle.sleep(self.index, has_work, || {
+        let searching = if net.is_active() && !soon {
+            self.shared.idle.sleep(self.index, has_work, || {
                 parker.park_polling(deadline, |d| {
-                    b.wait(d);
+                    self.poller
+                        .borrow_mut()
+                        .poll(net, netpoll::timeout_until(d));
                 })
-            }),
-            None => self
-                .shared
+            })
+        } else {
+            self.shared
                 .idle
-                .sleep(self.index, has_work, || parker.park(deadline)),
+                .sleep(self.index, has_work, || parker.park(deadline))
         };
         self.searching.set(searching);
     }
