@@ -222,6 +222,74 @@ mod loom_tests {
         });
     }
 
+    /// The poller as the parker sees it: `wait` blocks until `wake`, and a wake
+    /// before the wait is remembered, as an eventfd's counter is.
+    struct FakePoll {
+        fired: crate::loom::sync::Mutex<bool>,
+        cv: crate::loom::sync::Condvar,
+    }
+
+    impl FakePoll {
+        fn new() -> FakePoll {
+            FakePoll {
+                fired: crate::loom::sync::Mutex::new(false),
+                cv: crate::loom::sync::Condvar::new(),
+            }
+        }
+        fn wait(&self) {
+            let mut g = self.fired.lock();
+            while !*g {
+                self.cv.wait(&mut g);
+            }
+            *g = false;
+        }
+        fn wake(&self) {
+            *self.fired.lock() = true;
+            self.cv.notify_one();
+        }
+    }
+
+    #[test]
+    fn a_worker_sleeping_in_the_poller_is_woken_by_a_push() {
+        loom::model(|| {
+            let w = world(2);
+            let poll = Arc::new(FakePoll::new());
+            let (w1, p1) = (w.clone(), poll.clone());
+            let t = loom::thread::spawn(move || {
+                let mut got = 0;
+                while got < 1 {
+                    if w1.inject.pop().is_some() {
+                        got += 1;
+                        continue;
+                    }
+                    w1.idle.sleep(
+                        1,
+                        || !w1.inject.is_empty(),
+                        || w1.parkers[1].park_polling(None, |_| p1.wait()),
+                    );
+                }
+            });
+            w.inject.push(1).unwrap();
+            if let Some(i) = w.idle.worker_to_notify() {
+                w.parkers[i].unpark(|| poll.wake());
+            }
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn parker_token_is_not_lost_in_the_poller() {
+        loom::model(|| {
+            let p = Arc::new(Parker::new());
+            let poll = Arc::new(FakePoll::new());
+            let (p2, poll2) = (p.clone(), poll.clone());
+            let t = loom::thread::spawn(move || p2.unpark(|| poll2.wake()));
+            // Either the token is seen before sleeping, or the waker interrupts it.
+            p.park_polling(None, |_| poll.wait());
+            t.join().unwrap();
+        });
+    }
+
     #[test]
     fn parker_token_is_not_lost() {
         loom::model(|| {
