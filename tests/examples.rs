@@ -69,3 +69,24 @@ fn fetch_many_runs() {
     assert!(out.contains("8 URLs fetched concurrently"), "{out}");
     assert!(out.contains("8 URLs fetched one by one"), "{out}");
 }
+
+#[test]
+fn http_hello_self_test() {
+    let Some(hello) = example("http_hello") else {
+        return;
+    };
+    let out = run(Command::new(hello).arg("--self-test"));
+    assert!(out.contains("3 answers (2 pipelined)"), "{out}");
+}
+
+#[test]
+fn tokio_interop_runs() {
+    let Some(ex) = example("tokio_interop") else {
+        return;
+    };
+    let out = run(&mut Command::new(ex));
+    assert!(
+        out.contains("100 coroutines awaited 100 tokio timers"),
+        "{out}"
+    );
+}

@@ -649,3 +649,45 @@ fn connect_tries_every_address_in_turn() {
     let e = TcpStream::connect(closed).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
 }
+
+// ---- a socket outlives the runtime it was first polled by ----
+
+#[test]
+fn a_socket_moves_to_a_live_runtime_when_its_first_one_is_dropped() {
+    let (c, s) = pair();
+    let (c, s) = (Arc::new(c), Arc::new(s));
+    // First wait on runtime A registers `s` with one of A's pollers.
+    let a = corun::Runtime::builder().workers(1).build().unwrap();
+    let (s1, c1) = (s.clone(), c.clone());
+    let h = corun::Builder::new()
+        .spawn_on(a.handle(), move || {
+            let mut buf = [0u8; 1];
+            let feeder = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                (&*c1).write_all(b"a").unwrap();
+            });
+            (&*s1).read_exact(&mut buf).unwrap();
+            feeder.join().unwrap();
+            buf[0]
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), b'a');
+    drop(a); // nobody polls A's pollers any more
+             // A coroutine on runtime B waits on the same socket: it must be woken by B.
+    let b = corun::Runtime::builder().workers(1).build().unwrap();
+    let s2 = s.clone();
+    let h = corun::Builder::new()
+        .spawn_on(b.handle(), move || {
+            s2.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let t0 = Instant::now();
+            let mut buf = [0u8; 1];
+            (&*s2).read_exact(&mut buf).map(|_| (buf[0], t0.elapsed()))
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    (&*c).write_all(b"b").unwrap();
+    let (got, waited) = h.join().unwrap().expect("the read is woken, not timed out");
+    assert_eq!(got, b'b');
+    // Woken by B's poller when the byte came, long before the 20 s timeout.
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+}
