@@ -9,7 +9,7 @@ use super::queue;
 use super::shared::{Remote, Shared};
 use super::spawn::Builder;
 use crate::coroutine::stack::StackPool;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -27,6 +27,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
     workers: Option<usize>,
+    extra_threads: Option<usize>,
     stack_size: usize,
     name: String,
 }
@@ -36,6 +37,26 @@ impl RuntimeBuilder {
     /// else the number of CPUs.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
+        self
+    }
+
+    /// The most threads sysmon may add to the workers, to run the portable work of
+    /// workers stuck in a CPU hog or a blocking call (see `docs/architecture.md`).
+    /// Default: as many as the workers. 0 turns hand-off to new threads off (an
+    /// idle worker still takes a stuck worker's P).
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).extra_threads(1).build().unwrap();
+    /// // The worker is stuck in a blocking call; sysmon hands its P to a new thread,
+    /// // which runs the coroutine spawned meanwhile.
+    /// let stuck = rt.spawn(|| std::thread::sleep(std::time::Duration::from_millis(300)));
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// assert_eq!(rt.block_on(|| 6 * 7), 42);
+    /// stuck.join().unwrap();
+    /// assert!(rt.metrics().handoffs >= 1);
+    /// ```
+    pub fn extra_threads(mut self, n: usize) -> Self {
+        self.extra_threads = Some(n);
         self
     }
 
@@ -69,9 +90,10 @@ impl RuntimeBuilder {
         let stacks = StackPool::new(self.stack_size)?;
         crate::coroutine::overflow::install();
         install_panic_hook();
+        let extra = self.extra_threads.unwrap_or(workers);
         let mut locals = Vec::with_capacity(workers);
-        let mut remotes = Vec::with_capacity(workers);
-        for _ in 0..workers {
+        let mut remotes = Vec::with_capacity(workers + extra);
+        for _ in 0..workers + extra {
             let (l, s) = queue::local();
             let (poller, net) = crate::netpoll::new().map_err(|e| {
                 io::Error::new(
@@ -90,6 +112,18 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
+            ps: super::handoff::Ps::new(workers, workers + extra),
+            handoffs: AtomicU64::new(0),
+            ms_started: AtomicUsize::new(workers),
+            spares: crate::loom::sync::Mutex::new(
+                locals.split_off(workers).into_iter().map(Some).collect(),
+            ),
+            spare_threads: crate::loom::sync::Mutex::new(Vec::new()),
+            portable_timers: crate::loom::sync::Mutex::new(Default::default()),
+            portable_timer_count: AtomicUsize::new(0),
+            sysmon_parker: super::parker::Parker::new(),
+            name: self.name.clone(),
+            workers,
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, (local, poller)) in locals.into_iter().enumerate() {
@@ -107,6 +141,20 @@ impl RuntimeBuilder {
                     drop(rt);
                     return Err(e);
                 }
+            }
+        }
+        let sh = shared.clone();
+        let sysmon = thread::Builder::new()
+            .name(format!("{}-sysmon", self.name))
+            .spawn(move || super::sysmon::run(sh));
+        match sysmon {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                drop(Runtime {
+                    handle: Handle { shared },
+                    threads: Mutex::new(threads),
+                });
+                return Err(e);
             }
         }
         Ok(Runtime {
@@ -149,6 +197,7 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             workers: None,
+            extra_threads: None,
             stack_size: DEFAULT_STACK_SIZE,
             name: "corun".into(),
         }
@@ -220,14 +269,18 @@ impl Handle {
 
     /// Number of workers.
     pub fn workers(&self) -> usize {
-        self.shared.remotes.len()
+        self.shared.workers
     }
 
     /// A snapshot of the runtime's counters.
     pub fn metrics(&self) -> Metrics {
         let s = &self.shared;
         Metrics {
-            workers: s.remotes.iter().map(|r| r.counters.snapshot()).collect(),
+            workers: s.remotes[..s.ms_started()]
+                .iter()
+                .map(|r| r.counters.snapshot())
+                .collect(),
+            handoffs: s.handoffs.load(Ordering::Relaxed),
             live: s.live(),
             spawned_outside: s.spawned_outside.load(Ordering::Relaxed),
             stacks_mapped: s.stacks.mapped(),
@@ -251,8 +304,15 @@ impl Drop for Runtime {
         for i in 0..s.remotes.len() {
             s.unpark_worker(i);
         }
+        s.sysmon_parker
+            .unpark(|| unreachable!("sysmon never polls"));
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
+            let _ = t.join();
+        }
+        // Sysmon has ended (joined above), so no extra M starts after this.
+        let spares = std::mem::take(&mut *s.spare_threads.lock());
+        for t in spares {
             let _ = t.join();
         }
     }

@@ -27,7 +27,8 @@ pub(crate) struct Idle {
     state: AtomicUsize,
     /// Indices of the workers asleep and waiting to be notified.
     sleepers: Mutex<Vec<usize>>,
-    workers: usize,
+    /// Ms started: the workers, plus the extra Ms sysmon starts.
+    workers: AtomicUsize,
 }
 
 impl Idle {
@@ -35,7 +36,7 @@ impl Idle {
         Idle {
             state: AtomicUsize::new(workers << UNPARKED_SHIFT),
             sleepers: Mutex::new(Vec::with_capacity(workers)),
-            workers,
+            workers: AtomicUsize::new(workers),
         }
     }
 
@@ -122,7 +123,19 @@ impl Idle {
 
     fn should_notify(&self) -> bool {
         let (unparked, searching) = Self::unpack(self.state.load(Ordering::SeqCst));
-        searching == 0 && unparked < self.workers
+        searching == 0 && unparked < self.workers.load(Ordering::SeqCst)
+    }
+
+    /// A new M (sysmon's extra thread) joins, awake.
+    pub(crate) fn add_m(&self) {
+        let _sl = self.sleepers.lock();
+        self.workers.fetch_add(1, Ordering::SeqCst);
+        self.state.fetch_add(1 << UNPARKED_SHIFT, Ordering::SeqCst);
+    }
+
+    /// How many Ms are asleep now.
+    pub(crate) fn sleeping(&self) -> usize {
+        self.sleepers.lock().len()
     }
 
     /// (awake, searching) right now, for tests.

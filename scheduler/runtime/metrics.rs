@@ -61,6 +61,9 @@ pub struct Metrics {
     pub stacks_mapped: usize,
     /// Stacks waiting in the shared pool.
     pub stacks_pooled: usize,
+    /// Times sysmon took the P of a worker stuck in one coroutine (a CPU hog or a
+    /// blocking call) and handed it to another thread.
+    pub handoffs: u64,
 }
 
 impl Counters {

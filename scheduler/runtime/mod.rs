@@ -8,6 +8,7 @@
 pub(crate) mod builder;
 pub(crate) mod cancel;
 pub(crate) mod context;
+pub(crate) mod handoff;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod join;
@@ -19,5 +20,6 @@ pub(crate) mod queue;
 pub(crate) mod scope;
 pub(crate) mod shared;
 pub(crate) mod spawn;
+pub(crate) mod sysmon;
 pub(crate) mod task;
 pub(crate) mod worker;

@@ -153,7 +153,15 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>) {
     }
     if let Some(d) = deadline {
         if let Some(g) = context::current_task() {
-            context::with_worker(|w| w.add_timer(d, g));
+            if h.migratable {
+                // Any M (or sysmon) fires it: its own M may be stuck when it is due.
+                // SAFETY: `rt` outlives every coroutine of the runtime, and this one
+                // is running.
+                let rt = unsafe { &*h.rt };
+                rt.add_portable_timer(d, g);
+            } else {
+                context::with_worker(|w| w.add_timer(d, g));
+            }
         }
     }
     // SAFETY: we are this coroutine, running on its own stack.

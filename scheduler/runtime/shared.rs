@@ -11,6 +11,7 @@ use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What other threads may touch of one worker.
 pub(crate) struct Remote {
@@ -23,6 +24,12 @@ pub(crate) struct Remote {
     /// This worker's netpoller, as other threads reach it.
     pub(crate) net: crate::netpoll::NetRemote,
     pub(crate) counters: Counters,
+    /// Set while the M is inside a coroutine (sysmon's hog check).
+    pub(crate) in_task: AtomicBool,
+    /// The id of the coroutine it runs or ran last (sysmon's report).
+    pub(crate) current_id: AtomicU64,
+    /// Sysmon revoked this M's P: see `handoff.rs`.
+    pub(crate) revoked: AtomicBool,
 }
 
 impl Remote {
@@ -33,6 +40,9 @@ impl Remote {
             inbox_len: AtomicUsize::new(0),
             parker: Parker::new(),
             net,
+            in_task: AtomicBool::new(false),
+            current_id: AtomicU64::new(0),
+            revoked: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -44,6 +54,9 @@ impl Remote {
     }
 }
 
+/// What an extra M needs to start: its run queue and its poller.
+pub(crate) type SpareM = (super::queue::Local<G>, crate::netpoll::Poller);
+
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) inject: Inject<G>,
@@ -54,6 +67,24 @@ pub(crate) struct Shared {
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
     pub(crate) migratable: Mutex<HashMap<u64, G>>,
+    /// The P tokens (as many as workers) and who holds them.
+    pub(crate) ps: super::handoff::Ps,
+    /// Ps sysmon took from stuck Ms.
+    pub(crate) handoffs: AtomicU64,
+    /// Ms started so far: the workers, then extra Ms sysmon started.
+    pub(crate) ms_started: AtomicUsize,
+    /// The queues and pollers of the extra Ms not started yet (index - workers).
+    pub(crate) spares: Mutex<Vec<Option<SpareM>>>,
+    /// The extra Ms' threads, joined when the runtime is dropped.
+    pub(crate) spare_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Timers of `migratable` coroutines: any M, or sysmon, fires them.
+    pub(crate) portable_timers: Mutex<crate::time::heap::Timers>,
+    pub(crate) portable_timer_count: AtomicUsize,
+    pub(crate) sysmon_parker: Parker,
+    /// The runtime's name, for its threads' names.
+    pub(crate) name: String,
+    /// Ps: the number of workers (`remotes` also holds the extra Ms' slots).
+    pub(crate) workers: usize,
 }
 
 impl Shared {
@@ -94,6 +125,16 @@ impl Shared {
             }
             _ => g,
         };
+        if g.header.migratable {
+            // Any M may run it: its own may be stuck.
+            match self.inject.push(g) {
+                Ok(()) => {
+                    self.notify_parked();
+                    return;
+                }
+                Err(g) => return self.push_inbox(home as usize, g),
+            }
+        }
         self.push_inbox(home as usize, g);
     }
 
@@ -130,8 +171,82 @@ impl Shared {
         spawned.saturating_sub(finished) as usize
     }
 
+    /// Ms started so far.
+    pub(crate) fn ms_started(&self) -> usize {
+        self.ms_started.load(Ordering::Acquire)
+    }
+
+    /// Starts the next extra M (sysmon, when every M is stuck); false if the cap is
+    /// reached, the runtime is shutting down, or the thread could not be made.
+    pub(crate) fn start_spare(self: &Arc<Self>) -> bool {
+        let mut spares = self.spares.lock();
+        if self.shutdown.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Some(slot) = spares.iter().position(Option::is_some) else {
+            return false;
+        };
+        let (local, poller) = spares[slot].take().expect("checked above");
+        let index = self.remotes.len() - spares.len() + slot;
+        let sh = self.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("{}-worker-{index}", self.name))
+            .spawn(move || super::worker::run(sh, index, local, poller));
+        match t {
+            Ok(t) => {
+                self.idle.add_m();
+                self.ms_started.fetch_add(1, Ordering::AcqRel);
+                self.spare_threads.lock().push(t);
+                true
+            }
+            Err(e) => {
+                // The closure (and its queue and poller) is gone with the failed
+                // spawn; this slot stays unused.
+                eprintln!("corun: sysmon could not start an extra worker thread: {e}");
+                false
+            }
+        }
+    }
+
+    /// Arms a timer for a `migratable` coroutine.
+    pub(crate) fn add_portable_timer(&self, deadline: std::time::Instant, g: G) {
+        let mut t = self.portable_timers.lock();
+        t.add(deadline, g);
+        self.portable_timer_count.store(t.len(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_portable_deadline(&self) -> Option<std::time::Instant> {
+        if self.portable_timer_count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.portable_timers.lock().next_deadline()
+    }
+
+    /// Fires the due timers of `migratable` coroutines; returns how many.
+    pub(crate) fn fire_portable_timers(&self, now: std::time::Instant) -> usize {
+        if self.portable_timer_count.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let mut due = Vec::new();
+        {
+            let Some(mut t) = self.portable_timers.try_lock() else {
+                return 0;
+            };
+            t.expire(now, |g| due.push(g));
+            self.portable_timer_count.store(t.len(), Ordering::Relaxed);
+        }
+        let n = due.len();
+        for g in due {
+            super::park::unpark(&g);
+        }
+        n
+    }
+
     /// True if some queue other workers can take from holds work.
     pub(crate) fn has_portable_work(&self) -> bool {
-        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+        !self.inject.is_empty()
+            || self.remotes[..self.ms_started()]
+                .iter()
+                .any(|r| !r.steal.is_empty())
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct Worker {
     streak: Cell<u32>,
     rng: Cell<u64>,
     searching: Cell<bool>,
+    /// Whether this M holds a P (see `handoff.rs`): it runs coroutines only then.
+    has_p: Cell<bool>,
     /// Consecutive spins that found nothing (see `spin_for_work`).
     spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
@@ -86,10 +88,12 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Po
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         ),
         searching: Cell::new(false),
+        has_p: Cell::new(false),
         spin_fails: Cell::new(0),
         shutting_down: Cell::new(false),
         poller: RefCell::new(poller),
     };
+    w.has_p.set(w.shared.ps.holds(index));
     context::set_worker(&w);
     w.run_loop();
     context::set_worker(std::ptr::null());
@@ -116,6 +120,9 @@ impl Worker {
 
     fn run_loop(&self) {
         loop {
+            if !self.has_p.get() {
+                self.wait_for_p();
+            }
             if let Some(g) = self.next_task() {
                 if self.searching.get() {
                     self.searching.set(false);
@@ -126,6 +133,10 @@ impl Worker {
                     }
                 }
                 self.run_task(g);
+                if self.shared.ps.lost(self.index, &self.remote().revoked) {
+                    // Sysmon handed our P to another M while that coroutine ran.
+                    self.has_p.set(false);
+                }
                 continue;
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
@@ -207,7 +218,7 @@ impl Worker {
         }
         let mut local = self.local.borrow_mut();
         let room = local.remaining_slots() / 2 + 1;
-        let n = (inject.len() / self.shared.remotes.len()).clamp(1, room);
+        let n = (inject.len() / self.shared.workers).clamp(1, room);
         let mut batch = inject.pop_n(n);
         let first = batch.next();
         local.push_back(batch);
@@ -215,7 +226,7 @@ impl Worker {
     }
 
     fn steal(&self) -> Option<G> {
-        let n = self.shared.remotes.len();
+        let n = self.shared.ms_started();
         if n == 1 {
             return None;
         }
@@ -271,9 +282,10 @@ impl Worker {
     }
 
     fn fire_timers(&self) -> usize {
+        let portable = self.shared.fire_portable_timers(Instant::now());
         let mut timers = self.timers.borrow_mut();
         if timers.len() == 0 {
-            return 0;
+            return portable;
         }
         let due: Vec<G> = {
             let mut v = Vec::new();
@@ -285,7 +297,7 @@ impl Worker {
         for g in due {
             park::unpark(&g);
         }
-        n
+        n + portable
     }
 
     // ---- queues, called from coroutines and wakers on this thread ----
@@ -343,6 +355,9 @@ impl Worker {
             h.home.store(self.index as u32, Ordering::Relaxed);
         }
         Counters::bump(&self.counters().switches, 1);
+        let remote = self.remote();
+        remote.current_id.store(h.id, Ordering::Relaxed);
+        remote.in_task.store(true, Ordering::Relaxed);
         self.current.set(Some(g.as_ptr()));
         // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
         // on this thread, or it is migratable and its owner vouched for moving it.
@@ -351,6 +366,7 @@ impl Worker {
             .expect("started coroutine has a fiber");
         let r = fiber.resume();
         self.current.set(None);
+        remote.in_task.store(false, Ordering::Relaxed);
         match r {
             Some(Request::Yield) => self.push_back(g),
             Some(Request::Park) => {
@@ -466,6 +482,31 @@ impl Worker {
         Counters::bump(&self.counters().finished, 1);
     }
 
+    // ---- Ps ----
+
+    /// Takes a P, sleeping until one is given if none is free (see `handoff.rs`).
+    /// Shutdown needs no P: the draining runs regardless.
+    fn wait_for_p(&self) {
+        let ps = &self.shared.ps;
+        while !ps.acquire(self.index) {
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                ps.cancel_wait(self.index);
+                break;
+            }
+            self.remote().parker.park(None);
+        }
+        self.has_p.set(true);
+    }
+
+    /// Gives the P back before sleeping; a waiting M gets it and is woken.
+    fn release_p(&self) {
+        if self.has_p.replace(false) {
+            if let Some(w) = self.shared.ps.release(self.index) {
+                self.shared.unpark_worker(w);
+            }
+        }
+    }
+
     // ---- sleeping ----
 
     /// Waits a few microseconds for work before sleeping: waking a sleeping thread
@@ -530,7 +571,14 @@ impl Worker {
             self.searching.set(false);
             self.shared.idle.stop_searching();
         }
-        let deadline = self.timers.borrow().next_deadline();
+        let deadline = match (
+            self.timers.borrow().next_deadline(),
+            self.shared.next_portable_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.release_p();
         let parker = &self.remote().parker;
         Counters::bump(&self.counters().sleeps, 1);
         let net = &self.remote().net;

@@ -1,0 +1,120 @@
+//! sysmon: the runtime's monitor thread (Go's `sysmon`).
+//!
+//! It sleeps 20 us, backing off to 10 ms while it finds nothing to do, and each
+//! time it wakes:
+//! - hands off the P of every M that has run one coroutine for more than
+//!   [`HOG`] without a switch (a CPU hog, or a call blocking its thread; see
+//!   `handoff.rs`), and says so once per episode on stderr;
+//! - fires the timers of `migratable` coroutines that are due (Ms fire them too;
+//!   sysmon makes sure they fire while every M is stuck);
+//! - when a P is free and portable work waits but no M is asleep to take it (all
+//!   are stuck or busy elsewhere), starts a new M, up to the runtime's cap of extra
+//!   threads.
+
+use super::shared::Shared;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an M may run one coroutine before sysmon hands its P to another M.
+pub(crate) const HOG: Duration = Duration::from_millis(10);
+const MIN_DELAY: Duration = Duration::from_micros(20);
+const MAX_DELAY: Duration = Duration::from_millis(10);
+
+/// What sysmon remembers of one M between its looks.
+#[derive(Clone, Copy)]
+struct Seen {
+    switches: u64,
+    since: Instant,
+    warned: bool,
+}
+
+pub(crate) fn run(shared: Arc<Shared>) {
+    let start = Instant::now();
+    let mut seen = vec![
+        Seen {
+            switches: 0,
+            since: start,
+            warned: false,
+        };
+        shared.remotes.len()
+    ];
+    let mut delay = MIN_DELAY;
+    let mut idle_rounds = 0u32;
+    let mut starved_rounds = 0u32;
+    loop {
+        let mut wake_at = Instant::now() + delay;
+        if let Some(d) = shared.next_portable_deadline() {
+            wake_at = wake_at.min(d);
+        }
+        shared.sysmon_parker.park(Some(wake_at));
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let mut acted = shared.fire_portable_timers(now) > 0;
+        let mut stuck = 0;
+        for (i, s) in seen.iter_mut().enumerate().take(shared.ms_started()) {
+            let r = &shared.remotes[i];
+            let switches = r.counters.switches.load(Ordering::Relaxed);
+            if !r.in_task.load(Ordering::Relaxed) || switches != s.switches {
+                *s = Seen {
+                    switches,
+                    since: now,
+                    warned: false,
+                };
+                continue;
+            }
+            if now.duration_since(s.since) < HOG {
+                continue;
+            }
+            stuck += 1;
+            if let Ok(to) = shared.ps.revoke(i, &r.revoked) {
+                acted = true;
+                shared.handoffs.fetch_add(1, Ordering::Relaxed);
+                if let Some(w) = to {
+                    shared.unpark_worker(w);
+                }
+                if !s.warned {
+                    s.warned = true;
+                    let id = r.current_id.load(Ordering::Relaxed);
+                    eprintln!(
+                        "corun: coroutine #{id} has held worker {i} for {} ms without a switch; \
+                         its P went to another thread, but the coroutines started on worker {i} \
+                         wait for it (they never change thread: see docs/safety.md). If it \
+                         blocks, run the call in corun::blocking(..); if it computes, call \
+                         corun::yield_now() in its loop.",
+                        now.duration_since(s.since).as_millis()
+                    );
+                }
+            }
+        }
+        // An M is stuck, a P is free, portable work waits, and nobody asleep could be
+        // woken to take it: every other M is stuck or busy. Seen twice in a row (an M
+        // may be on its way to sleep), start a new M.
+        if stuck > 0 && shared.ps.free() > 0 && shared.has_portable_work() {
+            if shared.idle.sleeping() > 0 {
+                // The idle protocol wakes sleepers for new work; this only backs it up.
+                shared.notify_parked();
+                starved_rounds = 0;
+            } else {
+                starved_rounds += 1;
+                acted = true; // look again soon
+                if starved_rounds >= 2 && shared.start_spare() {
+                    starved_rounds = 0;
+                }
+            }
+        } else {
+            starved_rounds = 0;
+        }
+        if acted {
+            idle_rounds = 0;
+            delay = MIN_DELAY;
+        } else {
+            idle_rounds += 1;
+            if idle_rounds > 50 {
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
+}
