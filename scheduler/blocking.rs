@@ -127,7 +127,9 @@ impl Pool {
             }
             st.idle += 1;
             // Woken by a job, by a change of settings, or by the deadline: re-check.
+            let idle = crate::runtime::deadlock::Idle::enter();
             self.cv.wait_until(&mut st, deadline);
+            drop(idle);
             st.idle -= 1;
         }
     }
@@ -270,7 +272,7 @@ where
             break r;
         }
         // Not a cancellation point: `f` must finish before this coroutine unwinds.
-        park::park_uncancellable();
+        park::park_uncancellable(false);
     };
     cancel::checkpoint_current();
     match r {

@@ -64,6 +64,7 @@ pub use blocking::blocking;
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use runtime::cancel::Cancelled;
+pub use runtime::deadlock::Deadlock;
 pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};
 pub use runtime::local::LocalKey;
 pub use runtime::metrics::{Metrics, WorkerMetrics};

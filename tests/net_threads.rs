@@ -14,7 +14,11 @@ fn threads() -> usize {
 
 #[test]
 fn no_thread_beyond_the_workers_is_started_by_the_poller() {
-    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let rt = corun::Runtime::builder()
+        .workers(2)
+        .extra_threads(0)
+        .build()
+        .unwrap();
     // Let the workers start.
     rt.spawn(|| corun::sleep(Duration::from_millis(1)))
         .join()

@@ -68,7 +68,11 @@ struct Unstarted {
 /// drops the runtime.
 fn drop_runtime_with_unstarted_coroutines() -> Unstarted {
     const N: usize = 1000;
-    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .extra_threads(0)
+        .build()
+        .unwrap();
     let handle = rt.handle().clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let blocker = rt.spawn(move || {

@@ -26,7 +26,11 @@ fn spawn_and_join_100k_on_the_default_runtime() {
 fn one_million_spawned_then_joined_on_two_workers() {
     const N: u64 = 1_000_000;
     const BATCH: u64 = 100_000;
-    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let rt = corun::Runtime::builder()
+        .workers(2)
+        .extra_threads(0)
+        .build()
+        .unwrap();
     let mut sum = 0u64;
     let mut batch_start = 0;
     while batch_start < N {

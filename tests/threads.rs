@@ -172,6 +172,7 @@ fn started_coroutines_stay_on_their_thread_while_unstarted_ones_are_stolen() {
     const STEPS: usize = 50;
     let rt = corun::Runtime::builder()
         .workers(2)
+        .extra_threads(0) // two threads, even if sysmon sees a worker descheduled
         .name("steal")
         .build()
         .unwrap();

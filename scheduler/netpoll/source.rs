@@ -89,7 +89,7 @@ impl IoSource {
             let _forget = Forget { ready, dir, me };
             match deadline {
                 Some(d) => park::park_until(d),
-                None => park::park(),
+                None => park::park_external(),
             }
         }
     }

@@ -1,6 +1,7 @@
 //! [`Runtime`]: building one, running code on it, and shutting it down.
 
 use super::context;
+use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::inject::Inject;
 use super::join::JoinHandle;
@@ -28,6 +29,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub struct RuntimeBuilder {
     workers: Option<usize>,
     extra_threads: Option<usize>,
+    deadlock: Option<Deadlock>,
     stack_size: usize,
     name: String,
 }
@@ -57,6 +59,20 @@ impl RuntimeBuilder {
     /// ```
     pub fn extra_threads(mut self, n: usize) -> Self {
         self.extra_threads = Some(n);
+        self
+    }
+
+    /// What to do when every coroutine is provably asleep for good (Go's "all
+    /// goroutines are asleep - deadlock!"): see [`Deadlock`]. Default: the
+    /// `CORUN_DEADLOCK` variable (`exit`, `warn`, `off`), else `Exit`.
+    ///
+    /// ```
+    /// use corun::Deadlock;
+    /// let rt = corun::Runtime::builder().deadlock(Deadlock::Off).build().unwrap();
+    /// assert_eq!(rt.block_on(|| 1), 1);
+    /// ```
+    pub fn deadlock(mut self, mode: Deadlock) -> Self {
+        self.deadlock = Some(mode);
         self
     }
 
@@ -124,6 +140,8 @@ impl RuntimeBuilder {
             sysmon_parker: super::parker::Parker::new(),
             name: self.name.clone(),
             workers,
+            parked_untimed: AtomicUsize::new(0),
+            deadlock: self.deadlock.unwrap_or_else(Deadlock::from_env),
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, (local, poller)) in locals.into_iter().enumerate() {
@@ -143,6 +161,7 @@ impl RuntimeBuilder {
                 }
             }
         }
+        super::deadlock::register(&shared);
         let sh = shared.clone();
         let sysmon = thread::Builder::new()
             .name(format!("{}-sysmon", self.name))
@@ -198,6 +217,7 @@ impl Runtime {
         RuntimeBuilder {
             workers: None,
             extra_threads: None,
+            deadlock: None,
             stack_size: DEFAULT_STACK_SIZE,
             name: "corun".into(),
         }

@@ -160,7 +160,7 @@ impl Coroutine {
     pub fn name(&self) -> Option<&str> {
         match &self.w {
             Waiter::Coroutine(g) => g.header.name(),
-            Waiter::Thread(t) => t.name(),
+            Waiter::Thread(t) => t.thread.name(),
         }
     }
 

@@ -8,6 +8,7 @@
 pub(crate) mod builder;
 pub(crate) mod cancel;
 pub(crate) mod context;
+pub(crate) mod deadlock;
 pub(crate) mod handoff;
 pub(crate) mod idle;
 pub(crate) mod inject;

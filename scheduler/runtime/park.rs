@@ -22,8 +22,10 @@
 //! re-check its condition anyway. Hence no wakeup is lost.
 
 use super::context;
+use super::deadlock::ThreadWaiter;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -31,7 +33,7 @@ use std::time::Instant;
 #[derive(Clone)]
 pub(crate) enum Waiter {
     Coroutine(G),
-    Thread(thread::Thread),
+    Thread(Arc<ThreadWaiter>),
 }
 
 impl Waiter {
@@ -39,7 +41,7 @@ impl Waiter {
     pub(crate) fn current() -> Waiter {
         match context::current_task() {
             Some(g) => Waiter::Coroutine(g),
-            None => Waiter::Thread(thread::current()),
+            None => Waiter::Thread(ThreadWaiter::current()),
         }
     }
 
@@ -47,7 +49,7 @@ impl Waiter {
     pub(crate) fn same(&self, other: &Waiter) -> bool {
         match (self, other) {
             (Waiter::Coroutine(a), Waiter::Coroutine(b)) => a.as_ptr() == b.as_ptr(),
-            (Waiter::Thread(a), Waiter::Thread(b)) => a.id() == b.id(),
+            (Waiter::Thread(a), Waiter::Thread(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -76,6 +78,9 @@ pub(crate) fn unpark(g: &G) {
                 // SAFETY: `rt` outlives every coroutine of the runtime, and this one is
                 // alive (we hold it) and parked, so the runtime has not finished shutting down.
                 let rt = unsafe { &*g.header.rt };
+                if g.header.deadlockable.load(Ordering::Relaxed) {
+                    rt.parked_untimed.fetch_sub(1, Ordering::SeqCst);
+                }
                 rt.schedule_woken(g.clone());
                 return;
             }
@@ -96,15 +101,24 @@ pub(crate) fn may_spin() -> bool {
 }
 
 /// Parks the caller until unparked (possibly spuriously: re-check the condition).
+/// A wait on a corun primitive: deadlock detection counts it (see `deadlock.rs`).
 pub(crate) fn park() {
-    if context::with_current(|t| park_coroutine(t, None)).is_none() {
+    if context::with_current(|t| park_coroutine(t, None, true)).is_none() {
+        ThreadWaiter::current().park();
+    }
+}
+
+/// [`park`] for a wait whose waker corun cannot see (IO readiness, a `Future`'s
+/// waker): never counted as deadlocked.
+pub(crate) fn park_external() {
+    if context::with_current(|t| park_coroutine(t, None, false)).is_none() {
         thread::park();
     }
 }
 
 /// Parks the caller until unparked or `deadline` passes (possibly spuriously).
 pub(crate) fn park_until(deadline: Instant) {
-    if context::with_current(|t| park_coroutine(t, Some(deadline))).is_none() {
+    if context::with_current(|t| park_coroutine(t, Some(deadline), false)).is_none() {
         let now = Instant::now();
         if deadline > now {
             thread::park_timeout(deadline - now);
@@ -114,24 +128,30 @@ pub(crate) fn park_until(deadline: Instant) {
 
 /// Parks the caller until unparked, ignoring cancellation: for waits that must
 /// complete even while the coroutine is being cancelled (a scope waiting for the
-/// children that borrow from its stack).
-pub(crate) fn park_uncancellable() {
+/// children that borrow from its stack, a `blocking` call). `deadlockable`: whether
+/// the waker is a corun coroutine (a scope's children) rather than outside work.
+pub(crate) fn park_uncancellable(deadlockable: bool) {
     let parked = context::with_current(|t| {
         let h = &t.header;
         if h.state
             .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            h.deadlockable.store(deadlockable, Ordering::Relaxed);
             // SAFETY: we are this coroutine, running on its own stack.
             unsafe { h.suspend(Request::Park) };
         }
     });
     if parked.is_none() {
-        thread::park();
+        if deadlockable {
+            ThreadWaiter::current().park();
+        } else {
+            thread::park();
+        }
     }
 }
 
-fn park_coroutine(t: &Task, deadline: Option<Instant>) {
+fn park_coroutine(t: &Task, deadline: Option<Instant>, deadlockable: bool) {
     let h = &t.header;
     super::cancel::checkpoint(h);
     if super::cancel::is_requested(h) {
@@ -164,6 +184,8 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>) {
             }
         }
     }
+    h.deadlockable
+        .store(deadlockable && deadline.is_none(), Ordering::Relaxed);
     // SAFETY: we are this coroutine, running on its own stack.
     unsafe { h.suspend(Request::Park) };
     h.timer_seq.store(0, Ordering::Relaxed);

@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// Ps: the number of workers (`remotes` also holds the extra Ms' slots).
     pub(crate) workers: usize,
+    /// Coroutines parked on a corun primitive with no timeout (see `deadlock.rs`).
+    pub(crate) parked_untimed: AtomicUsize,
+    pub(crate) deadlock: super::deadlock::Deadlock,
 }
 
 impl Shared {

@@ -30,6 +30,9 @@ struct Seen {
 }
 
 pub(crate) fn run(shared: Arc<Shared>) {
+    // Sysmon never holds up a coroutine: for deadlock detection it is always idle.
+    let _idle = super::deadlock::Idle::enter();
+    let mut dead = super::deadlock::Watch::default();
     let start = Instant::now();
     let mut seen = vec![
         Seen {
@@ -107,6 +110,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         } else {
             starved_rounds = 0;
         }
+        dead.look(&shared);
         if acted {
             idle_rounds = 0;
             delay = MIN_DELAY;

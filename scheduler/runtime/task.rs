@@ -180,6 +180,9 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     join: AtomicU8,
     pub(crate) migratable: bool,
+    /// Whether its current park is on a corun primitive with no timeout (counted by
+    /// deadlock detection while parked).
+    pub(crate) deadlockable: AtomicBool,
     /// Set by `JoinHandle::cancel` or runtime shutdown, never cleared: every later
     /// cancellation point unwinds the coroutine; an unstarted one is never run.
     pub(crate) cancel: AtomicBool,
@@ -224,6 +227,7 @@ impl Header {
             state: AtomicU8::new(RUNNING),
             join: AtomicU8::new(JOIN_IDLE),
             migratable,
+            deadlockable: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             home: AtomicU32::new(UNSTARTED),
             slot: AtomicU32::new(0),

@@ -370,10 +370,19 @@ impl Worker {
         match r {
             Some(Request::Yield) => self.push_back(g),
             Some(Request::Park) => {
+                // Counted before it can be seen PARKED, so the waker's decrement never
+                // comes first.
+                let counted = h.deadlockable.load(Ordering::Relaxed);
+                if counted {
+                    self.shared.parked_untimed.fetch_add(1, Ordering::SeqCst);
+                }
                 if h.state
                     .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
                     .is_err()
                 {
+                    if counted {
+                        self.shared.parked_untimed.fetch_sub(1, Ordering::SeqCst);
+                    }
                     // Unparked before it finished switching out: the token is
                     // consumed here and it runs again soon.
                     h.state.store(RUNNING, Ordering::Relaxed);
@@ -591,6 +600,7 @@ impl Worker {
                 || self.shared.has_portable_work()
                 || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
         };
+        let _idle = super::deadlock::Idle::enter();
         let searching = if net.is_active() && !soon {
             self.shared.idle.sleep(self.index, has_work, || {
                 parker.park_polling(deadline, |d| {
