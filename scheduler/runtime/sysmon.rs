@@ -102,10 +102,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 starved_rounds = 0;
             } else {
                 starved_rounds += 1;
-                acted = true; // look again soon
-                if starved_rounds >= 2 && shared.start_spare() {
+                if starved_rounds < 2 {
+                    acted = true; // look again soon
+                } else if shared.start_spare() {
+                    acted = true;
                     starved_rounds = 0;
                 }
+                // Else the cap is reached: back off like an idle round.
             }
         } else {
             starved_rounds = 0;
