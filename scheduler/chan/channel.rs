@@ -377,12 +377,16 @@ impl<T> Wait<'_, T> {
     /// the operation is withdrawn (`false`).
     fn park(&mut self, deadline: Option<Instant>) -> bool {
         loom_yield();
+        let reason = match self.side {
+            Side::Send => park::Reason::ChanSend,
+            Side::Recv => park::Reason::ChanRecv,
+        };
         loop {
             if let Some(s) = self.sel.selected() {
                 return s != ABORTED;
             }
             match deadline {
-                None => park::park(),
+                None => park::park_for(reason),
                 Some(d) => {
                     if Instant::now() >= d {
                         if self.sel.try_abort() {
@@ -390,7 +394,7 @@ impl<T> Wait<'_, T> {
                         }
                         continue; // a waker won just now
                     }
-                    park::park_until(d);
+                    park::park_until_for(d, reason);
                 }
             }
         }

@@ -330,7 +330,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                     break;
                 }
                 match deadline {
-                    None => park::park(),
+                    None => park::park_for(park::Reason::Select),
                     Some(d) => {
                         if Instant::now() >= d {
                             if reg.sel.try_abort() {
@@ -339,7 +339,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                             }
                             continue;
                         }
-                        park::park_until(d);
+                        park::park_until_for(d, park::Reason::Select);
                     }
                 }
             }

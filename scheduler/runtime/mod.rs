@@ -20,4 +20,5 @@ pub(crate) mod scope;
 pub(crate) mod shared;
 pub(crate) mod spawn;
 pub(crate) mod task;
+pub(crate) mod wait;
 pub(crate) mod worker;

@@ -23,6 +23,7 @@
 
 use super::context;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
+pub(crate) use super::wait::Reason;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Instant;
@@ -87,15 +88,27 @@ pub(crate) fn may_spin() -> bool {
 }
 
 /// Parks the caller until unparked (possibly spuriously: re-check the condition).
+/// `corun::park`'s wait; primitives name theirs with [`park_for`].
 pub(crate) fn park() {
-    if context::with_current(|t| park_coroutine(t, None)).is_none() {
+    park_for(Reason::Park)
+}
+
+/// As [`park`]; `reason` is what the coroutine waits on, as `dump` shows it (the
+/// core only stores it).
+pub(crate) fn park_for(reason: Reason) {
+    if context::with_current(|t| park_coroutine(t, None, reason)).is_none() {
         thread::park();
     }
 }
 
 /// Parks the caller until unparked or `deadline` passes (possibly spuriously).
 pub(crate) fn park_until(deadline: Instant) {
-    if context::with_current(|t| park_coroutine(t, Some(deadline))).is_none() {
+    park_until_for(deadline, Reason::Park)
+}
+
+/// As [`park_until`], waiting on `reason` (see [`park_for`]).
+pub(crate) fn park_until_for(deadline: Instant, reason: Reason) {
+    if context::with_current(|t| park_coroutine(t, Some(deadline), reason)).is_none() {
         let now = Instant::now();
         if deadline > now {
             thread::park_timeout(deadline - now);
@@ -105,14 +118,16 @@ pub(crate) fn park_until(deadline: Instant) {
 
 /// Parks the caller until unparked, ignoring cancellation: for waits that must
 /// complete even while the coroutine is being cancelled (a scope waiting for the
-/// children that borrow from its stack).
-pub(crate) fn park_uncancellable() {
+/// children that borrow from its stack). `reason` as for [`park_for`].
+pub(crate) fn park_uncancellable(reason: Reason) {
     let parked = context::with_current(|t| {
         let h = &t.header;
         if h.state
             .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            h.wait
+                .store(super::wait::encode(reason, None), Ordering::Relaxed);
             // SAFETY: we are this coroutine, running on its own stack.
             unsafe { h.suspend(Request::Park) };
         }
@@ -122,7 +137,17 @@ pub(crate) fn park_uncancellable() {
     }
 }
 
-fn park_coroutine(t: &Task, deadline: Option<Instant>) {
+/// Parks the caller until unparked or `deadline` (if any) passes, waiting on IO:
+/// the netpoller's wait, so that `dump` shows it as such.
+#[allow(dead_code)] // used by the netpoller
+pub(crate) fn park_io(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => park_until_for(d, Reason::Io),
+        None => park_for(Reason::Io),
+    }
+}
+
+fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason) {
     let h = &t.header;
     super::cancel::checkpoint(h);
     if super::cancel::is_requested(h) {
@@ -147,6 +172,8 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>) {
             context::with_worker(|w| w.add_timer(d, g));
         }
     }
+    h.wait
+        .store(super::wait::encode(reason, deadline), Ordering::Relaxed);
     // SAFETY: we are this coroutine, running on its own stack.
     unsafe { h.suspend(Request::Park) };
     h.timer_seq.store(0, Ordering::Relaxed);

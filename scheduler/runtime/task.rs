@@ -19,7 +19,7 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
 /// Why a coroutine suspended itself.
@@ -194,17 +194,27 @@ pub(crate) struct Header {
     extras: Option<Box<Extras>>,
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
     pub(crate) timer_seq: AtomicU32,
+    /// What the coroutine last parked on, since when and until when (`wait.rs`):
+    /// written by the coroutine as it parks, read by `dump` from any thread.
+    pub(crate) wait: AtomicU64,
     fiber: UnsafeCell<Option<FiberBox<Request>>>,
-    suspender: UnsafeCell<*const Suspender<Request>>,
+    /// The coroutine's entry frame (suspender and locals), on its own stack.
+    frame: UnsafeCell<*const Frame>,
     joiner: UnsafeCell<Option<Waiter>>,
+}
+
+/// What a started coroutine keeps in its entry frame, on its own stack: the
+/// suspender, and its coroutine-locals (only it touches either).
+pub(crate) struct Frame {
+    suspender: *const Suspender<Request>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
 }
 
 // SAFETY: the non-Sync fields are each used by one thread at a time under a stated
-// protocol: `fiber` and `yielder` by the thread running the coroutine (handed over by
+// protocol: `fiber` and `frame` by the thread running the coroutine (handed over by
 // the queues with release/acquire; started non-migratable coroutines never change
-// thread); `joiner` is written by the joiner before it publishes JOIN_WAITING and read
-// by the finisher after it observes it; `locals` only by the coroutine itself. `rt`
+// thread; `frame` only by the coroutine itself); `joiner` is written by the joiner
+// before it publishes JOIN_WAITING and read by the finisher after it observes it. `rt`
 // points to the runtime's shared state, which outlives every coroutine it runs.
 unsafe impl Send for Header {}
 // SAFETY: see `Send` above.
@@ -231,10 +241,10 @@ impl Header {
             rt,
             extras,
             timer_seq: AtomicU32::new(0),
+            wait: AtomicU64::new(0),
             fiber: UnsafeCell::new(None),
-            suspender: UnsafeCell::new(std::ptr::null()),
+            frame: UnsafeCell::new(std::ptr::null()),
             joiner: UnsafeCell::new(None),
-            locals: UnsafeCell::new(None),
         }
     }
 
@@ -277,17 +287,26 @@ impl Header {
     /// The caller is this coroutine, running (so `suspender` was set by its entry and
     /// points into its live stack frame).
     pub(crate) unsafe fn suspend(&self, req: Request) {
-        // SAFETY: per the contract, the pointer was set at entry and its frame lives
-        // until the coroutine returns.
-        unsafe { (**self.suspender.get()).suspend(req) }
+        // SAFETY: per the contract, the frame pointer was set at entry and the frame,
+        // and the suspender it points to, live until the coroutine returns.
+        unsafe { (*(**self.frame.get()).suspender).suspend(req) }
     }
 
-    /// Records the suspender; called first thing on the coroutine's own stack.
-    fn set_suspender(&self, s: &Suspender<Request>) {
-        // SAFETY: only the coroutine itself touches `suspender`, on one thread at a
-        // time; the suspender lives in its entry frame, which outlives every use
-        // (`suspend` is only called by the running coroutine, inside that frame).
-        unsafe { *self.suspender.get() = s }
+    /// The entry frame of this coroutine.
+    ///
+    /// # Safety
+    /// The caller is this coroutine, running (as for [`Header::suspend`]).
+    pub(crate) unsafe fn frame(&self) -> &Frame {
+        // SAFETY: per the contract, set at entry and alive while the coroutine runs.
+        unsafe { &**self.frame.get() }
+    }
+
+    /// Records the entry frame; called first thing on the coroutine's own stack.
+    fn set_frame(&self, f: &Frame) {
+        // SAFETY: only the coroutine itself touches `frame`, on one thread at a time;
+        // the frame lives in its entry closure, which outlives every use (`suspend`
+        // and `frame` are only called by the running coroutine, inside that closure).
+        unsafe { *self.frame.get() = f }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -398,10 +417,17 @@ pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberB
     let g2 = g.clone();
     let h = &g.header;
     FiberBox::new(stack, h.name(), h.id, move |s| {
-        g2.header.set_suspender(s);
+        let frame = Frame {
+            suspender: s,
+            locals: UnsafeCell::new(None),
+        };
+        g2.header.set_frame(&frame);
         g2.run();
-        // SAFETY: only this coroutine touches its locals; they drop on its own stack.
-        drop(unsafe { (*g2.header.locals.get()).take() });
+        // Locals drop on the coroutine's own stack, before its joiner is woken; the
+        // frame stays alive meanwhile (a destructor may park).
+        // SAFETY: only this coroutine touches its locals, and no reference into them
+        // is held here.
+        drop(unsafe { (*frame.locals.get()).take() });
         g2.header.finish();
     })
 }
@@ -416,5 +442,8 @@ mod tests {
             std::mem::size_of::<super::Header>()
         );
         assert!(n <= 512);
+        // A trivial coroutine is one 128-byte allocation: keep it so.
+        assert_eq!(std::mem::size_of::<super::Header>(), 80);
+        assert_eq!(n, 128);
     }
 }

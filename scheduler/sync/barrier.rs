@@ -102,7 +102,10 @@ impl Barrier {
         // too early, sees its round still open, and waits again.
         while same_round() {
             self.queue
-                .wait(WaitOpts::default(), same_round, || {}, |_| {}, |_| {});
+                .wait(WaitOpts {
+                reason: crate::runtime::park::Reason::Barrier,
+                ..WaitOpts::default()
+            }, same_round, || {}, |_| {}, |_| {});
         }
         BarrierWaitResult(false)
     }
