@@ -253,6 +253,7 @@ impl<T> Chan<T> {
 
     /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        crate::runtime::budget::consume();
         let mut step = 0;
         let mut v = v;
         let mut g = loop {
@@ -307,6 +308,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting for a value until `deadline` (forever if `None`).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        crate::runtime::budget::consume();
         let mut step = 0;
         let mut g = loop {
             let mut g = self.inner.lock();

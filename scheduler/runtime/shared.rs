@@ -3,9 +3,10 @@
 use super::context;
 use super::idle::Idle;
 use super::inject::Inject;
-use super::metrics::Counters;
+use super::metrics::{Counters, Metrics};
 use super::parker::Parker;
 use super::queue::Steal;
+use super::registry::{Entry, Registry};
 use super::task::{G, UNSTARTED};
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +22,8 @@ pub(crate) struct Remote {
     pub(crate) inbox_len: AtomicUsize,
     pub(crate) parker: Parker,
     pub(crate) counters: Counters,
+    /// Started coroutines bound to this worker, alive (see `registry.rs`).
+    pub(crate) registry: Registry,
 }
 
 impl Remote {
@@ -31,6 +34,7 @@ impl Remote {
             inbox_len: AtomicUsize::new(0),
             parker: Parker::new(),
             counters: Counters::default(),
+            registry: Registry::default(),
         }
     }
 
@@ -50,7 +54,15 @@ pub(crate) struct Shared {
     /// Coroutines spawned from outside the runtime (the workers count their own).
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
-    pub(crate) migratable: Mutex<HashMap<u64, G>>,
+    pub(crate) migratable: Mutex<HashMap<u64, Entry>>,
+    /// When the runtime started: busy times and schedtrace count from here.
+    pub(crate) epoch: std::time::Instant,
+    /// Whether coroutines' stack use is measured (`RuntimeBuilder::stack_stats`).
+    pub(crate) stack_stats: bool,
+    /// The deepest stack use of a finished coroutine, when `stack_stats`.
+    pub(crate) stack_high_water_max: AtomicUsize,
+    /// Whether the monitor thread runs (it counts among the runtime's threads).
+    pub(crate) monitor: AtomicBool,
 }
 
 impl Shared {
@@ -111,14 +123,37 @@ impl Shared {
         }
     }
 
-    /// Coroutines spawned and not yet ended.
-    pub(crate) fn live(&self) -> usize {
-        let (mut spawned, mut finished) = (self.spawned_outside.load(Ordering::Relaxed), 0);
+    /// A snapshot of the counters (see [`Metrics`]).
+    pub(crate) fn metrics(&self) -> Metrics {
+        let mut workers = Vec::with_capacity(self.remotes.len());
+        let (mut started_alive, mut unstarted) = (0, 0);
         for r in self.remotes.iter() {
-            spawned += r.counters.spawned.load(Ordering::Relaxed);
-            finished += r.counters.finished.load(Ordering::Relaxed);
+            let mut w = r.counters.snapshot(self.epoch);
+            w.local_queue = r.steal.len();
+            w.inbox = r.inbox_len.load(Ordering::Relaxed);
+            w.started_alive = r.registry.len();
+            started_alive += w.started_alive;
+            workers.push(w);
         }
-        spawned.saturating_sub(finished) as usize
+        let migratable_alive = self.migratable.lock().len();
+        let global_queue = self.inject.len();
+        // The portable queues hold unstarted coroutines (and runnable migratable
+        // ones, which the map counts already: rare, and absent once all wait).
+        unstarted += global_queue + workers.iter().map(|w| w.local_queue).sum::<usize>();
+        let stats = self.stack_stats;
+        Metrics {
+            live: started_alive + migratable_alive + unstarted,
+            queued_unstarted: unstarted,
+            workers,
+            spawned_outside: self.spawned_outside.load(Ordering::Relaxed),
+            global_queue,
+            stacks_mapped: self.stacks.mapped(),
+            stacks_pooled: self.stacks.pooled(),
+            stack_high_water_max: stats.then(|| self.stack_high_water_max.load(Ordering::Relaxed)),
+            threads: self.remotes.len() + self.monitor.load(Ordering::Relaxed) as usize,
+            blocking_threads: crate::blocking::threads(),
+            handoffs: 0,
+        }
     }
 
     /// True if some queue other workers can take from holds work.

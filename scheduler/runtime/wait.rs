@@ -132,8 +132,9 @@ const TIMEOUT_MAX: u64 = (1 << 24) - 1;
 pub(crate) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
     let timeout = match deadline {
         None => 0,
-        Some(d) => (d.saturating_duration_since(Instant::now()).as_millis() as u64)
-            .clamp(1, TIMEOUT_MAX),
+        Some(d) => {
+            (d.saturating_duration_since(Instant::now()).as_millis() as u64).clamp(1, TIMEOUT_MAX)
+        }
     };
     reason as u64 | (coarse_ms() as u64) << 8 | timeout << 40
 }

@@ -359,6 +359,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.lock();
         MutexGuard {
             mutex: self,

@@ -178,9 +178,9 @@ impl<T> OnceLock<T> {
                 Err(_) => {
                     self.queue.wait(
                         WaitOpts {
-                reason: crate::runtime::park::Reason::Once,
-                ..WaitOpts::default()
-            },
+                            reason: crate::runtime::park::Reason::Once,
+                            ..WaitOpts::default()
+                        },
                         || self.state.load(Ordering::Acquire) == RUNNING,
                         || {},
                         |_| {},

@@ -243,6 +243,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.read();
         RwLockReadGuard {
             lock: self,
@@ -274,6 +275,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 2);
     /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.write();
         RwLockWriteGuard {
             lock: self,

@@ -73,6 +73,7 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
+        crate::runtime::budget::consume();
         self.sema.acquire(Reason::Semaphore);
         SemaphorePermit { sem: self }
     }

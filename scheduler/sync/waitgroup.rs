@@ -107,9 +107,9 @@ impl WaitGroup {
         while self.inner.count.load(Ordering::Acquire) != 0 {
             self.inner.queue.wait(
                 WaitOpts {
-                reason: crate::runtime::park::Reason::WaitGroup,
-                ..WaitOpts::default()
-            },
+                    reason: crate::runtime::park::Reason::WaitGroup,
+                    ..WaitOpts::default()
+                },
                 || self.inner.count.load(Ordering::Acquire) != 0,
                 || {},
                 |_| {},
