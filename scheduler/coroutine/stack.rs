@@ -237,6 +237,12 @@ impl Stack {
     }
 
     /// The `[lo, hi)` address range of the body (above the guard page).
+    ///
+    /// ```
+    /// let s = corun::coroutine::stack::Stack::new(64 * 1024).unwrap();
+    /// let (lo, hi) = s.body();
+    /// assert_eq!(hi - lo, s.usable_size());
+    /// ```
     pub fn body(&self) -> (usize, usize) {
         (self.limit + page_size(), self.base)
     }
@@ -245,6 +251,12 @@ impl Stack {
 /// Bytes from `hi` down to the lowest resident page of the page-aligned range
 /// `[lo, hi)`, as [`Stack::high_water`]. Harmless on any range: a range that is not
 /// (or no longer) mapped reads as 0.
+///
+/// ```
+/// use corun::coroutine::stack::{high_water, Stack};
+/// let s = Stack::new(64 * 1024).unwrap();
+/// assert_eq!(high_water(s.body()), 0); // nothing touched yet
+/// ```
 pub fn high_water((lo, hi): (usize, usize)) -> usize {
     let page = page_size();
     let mut addr = lo;

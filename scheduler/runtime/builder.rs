@@ -329,11 +329,21 @@ impl Handle {
     }
 
     /// A snapshot of the runtime's counters; see [`Runtime::metrics`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(3).build().unwrap();
+    /// assert_eq!(rt.handle().metrics().workers.len(), 3);
+    /// ```
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
     }
 
     /// The runtime's coroutines; see [`Runtime::dump`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.handle().dump().starts_with("corun: 1 workers, 0 coroutines"));
+    /// ```
     pub fn dump(&self) -> String {
         super::dump::dump(&self.shared)
     }

@@ -70,9 +70,7 @@ pub(crate) fn dump(shared: &Shared) -> String {
             let _ = write!(out, " \"{n}\"");
         }
         let on_cpu = running.get(r.worker as usize) == Some(&h.id);
-        let state = if on_cpu {
-            "running".to_owned()
-        } else if h.state.load(Ordering::Acquire) == PARKED {
+        let state = if h.state.load(Ordering::Acquire) == PARKED {
             let i = wait::decode(h.wait.load(Ordering::Relaxed), now);
             let mut s = format!("{}, {}", i.reason.name(), fmt_dur(i.waited));
             match i.left {
@@ -83,6 +81,8 @@ pub(crate) fn dump(shared: &Shared) -> String {
                 None => {}
             }
             s
+        } else if on_cpu {
+            "running".to_owned()
         } else {
             "runnable".to_owned()
         };

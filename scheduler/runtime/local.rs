@@ -48,9 +48,9 @@ impl<T: 'static> LocalKey<T> {
         let key = self as *const Self as usize;
         let p = match context::current_task_ptr() {
             Some(t) => {
-                // SAFETY: we run on this coroutine's stack, so its task and its entry
-                // frame are alive, and only the coroutine itself touches `locals`.
-                let slot = unsafe { &mut *t.as_ref().header.frame().locals.get() };
+                // SAFETY: we run on this coroutine's stack, so its task is alive, and
+                // only the coroutine itself touches `locals`.
+                let slot = unsafe { &mut *t.as_ref().header.locals.get() };
                 let map: *mut LocalMap = &mut **slot.get_or_insert_with(Default::default);
                 LocalMap::get_or_init(map, key, self.init)
             }

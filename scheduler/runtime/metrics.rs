@@ -34,7 +34,10 @@ pub(crate) struct Counters {
     /// When it last woke, in nanoseconds since the runtime's epoch, plus 1; 0 while
     /// it sleeps.
     pub(crate) awake_since: AtomicU64,
-    /// Id of the coroutine running on it; 0 when none.
+    /// Id of the coroutine it last switched into, until it sleeps (0 then); the
+    /// coroutine runs now unless it parked (its state says so) or it is queued
+    /// again while its worker picks the next (a moment; not cleared per switch to
+    /// keep the switch at one store).
     pub(crate) running: AtomicU64,
 }
 
@@ -51,7 +54,9 @@ impl Counters {
     }
 
     /// The worker goes to sleep: adds the time since it woke to its busy time.
+    /// Nothing runs on it any more.
     pub(crate) fn note_sleep(&self, epoch: Instant) {
+        self.running.store(0, Ordering::Relaxed);
         let since = self.awake_since.load(Ordering::Relaxed);
         if since != 0 {
             let now = epoch.elapsed().as_nanos() as u64;

@@ -198,23 +198,62 @@ pub(crate) struct Header {
     /// written by the coroutine as it parks, read by `dump` from any thread.
     pub(crate) wait: AtomicU64,
     fiber: UnsafeCell<Option<FiberBox<Request>>>,
-    /// The coroutine's entry frame (suspender and locals), on its own stack.
-    frame: UnsafeCell<*const Frame>,
-    joiner: UnsafeCell<Option<Waiter>>,
-}
-
-/// What a started coroutine keeps in its entry frame, on its own stack: the
-/// suspender, and its coroutine-locals (only it touches either).
-pub(crate) struct Frame {
-    suspender: *const Suspender<Request>,
+    suspender: UnsafeCell<*const Suspender<Request>>,
+    /// The joiner, a [`Waiter`] packed in one word (see [`Joiner`]).
+    joiner: UnsafeCell<Joiner>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
 }
 
+/// A [`Waiter`] in one word, so that the header keeps room for the wait word: 0 for
+/// none, a coroutine's task pointer (a counted `G`; tasks are 8-byte aligned, so its
+/// low bit is 0), or a boxed thread handle with the low bit set. A thread joining is
+/// rare and blocks anyway; the box costs it an allocation.
+pub(crate) struct Joiner(usize);
+
+const JOINER_THREAD: usize = 1;
+
+impl Joiner {
+    const NONE: Joiner = Joiner(0);
+
+    fn new(w: Waiter) -> Joiner {
+        const { assert!(std::mem::align_of::<Task>() >= 2) };
+        match w {
+            Waiter::Coroutine(g) => Joiner(std::mem::ManuallyDrop::new(g).0.as_ptr() as usize),
+            Waiter::Thread(t) => Joiner(Box::into_raw(Box::new(t)) as usize | JOINER_THREAD),
+        }
+    }
+
+    fn take(&mut self) -> Option<Waiter> {
+        let p = std::mem::replace(&mut self.0, 0);
+        if p == 0 {
+            None
+        } else if p & JOINER_THREAD != 0 {
+            // SAFETY: made by `Box::into_raw` in `new` and not taken since (zeroed
+            // above), so we own the box.
+            Some(Waiter::Thread(*unsafe {
+                Box::from_raw((p & !JOINER_THREAD) as *mut thread::Thread)
+            }))
+        } else {
+            // SAFETY: the pointer of a `G` whose count `new` kept (ManuallyDrop) and
+            // that is taken back once (zeroed above).
+            Some(Waiter::Coroutine(G(unsafe {
+                NonNull::new_unchecked(p as *mut Task)
+            })))
+        }
+    }
+}
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
 // SAFETY: the non-Sync fields are each used by one thread at a time under a stated
-// protocol: `fiber` and `frame` by the thread running the coroutine (handed over by
+// protocol: `fiber` and `yielder` by the thread running the coroutine (handed over by
 // the queues with release/acquire; started non-migratable coroutines never change
-// thread; `frame` only by the coroutine itself); `joiner` is written by the joiner
-// before it publishes JOIN_WAITING and read by the finisher after it observes it. `rt`
+// thread); `joiner` is written by the joiner before it publishes JOIN_WAITING and read
+// by the finisher after it observes it; `locals` only by the coroutine itself. `rt`
 // points to the runtime's shared state, which outlives every coroutine it runs.
 unsafe impl Send for Header {}
 // SAFETY: see `Send` above.
@@ -243,8 +282,9 @@ impl Header {
             timer_seq: AtomicU32::new(0),
             wait: AtomicU64::new(0),
             fiber: UnsafeCell::new(None),
-            frame: UnsafeCell::new(std::ptr::null()),
-            joiner: UnsafeCell::new(None),
+            suspender: UnsafeCell::new(std::ptr::null()),
+            joiner: UnsafeCell::new(Joiner::NONE),
+            locals: UnsafeCell::new(None),
         }
     }
 
@@ -287,26 +327,17 @@ impl Header {
     /// The caller is this coroutine, running (so `suspender` was set by its entry and
     /// points into its live stack frame).
     pub(crate) unsafe fn suspend(&self, req: Request) {
-        // SAFETY: per the contract, the frame pointer was set at entry and the frame,
-        // and the suspender it points to, live until the coroutine returns.
-        unsafe { (*(**self.frame.get()).suspender).suspend(req) }
+        // SAFETY: per the contract, the pointer was set at entry and its frame lives
+        // until the coroutine returns.
+        unsafe { (**self.suspender.get()).suspend(req) }
     }
 
-    /// The entry frame of this coroutine.
-    ///
-    /// # Safety
-    /// The caller is this coroutine, running (as for [`Header::suspend`]).
-    pub(crate) unsafe fn frame(&self) -> &Frame {
-        // SAFETY: per the contract, set at entry and alive while the coroutine runs.
-        unsafe { &**self.frame.get() }
-    }
-
-    /// Records the entry frame; called first thing on the coroutine's own stack.
-    fn set_frame(&self, f: &Frame) {
-        // SAFETY: only the coroutine itself touches `frame`, on one thread at a time;
-        // the frame lives in its entry closure, which outlives every use (`suspend`
-        // and `frame` are only called by the running coroutine, inside that closure).
-        unsafe { *self.frame.get() = f }
+    /// Records the suspender; called first thing on the coroutine's own stack.
+    fn set_suspender(&self, s: &Suspender<Request>) {
+        // SAFETY: only the coroutine itself touches `suspender`, on one thread at a
+        // time; the suspender lives in its entry frame, which outlives every use
+        // (`suspend` is only called by the running coroutine, inside that frame).
+        unsafe { *self.suspender.get() = s }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -331,10 +362,18 @@ impl Header {
     pub(crate) unsafe fn set_joiner(&self, w: Waiter) -> bool {
         // SAFETY: the joiner is unique and the finisher reads `joiner` only after it
         // sees JOIN_WAITING, which is published below with release.
-        unsafe { *self.joiner.get() = Some(w) };
-        self.join
+        unsafe { *self.joiner.get() = Joiner::new(w) };
+        let ok = self
+            .join
             .compare_exchange(JOIN_IDLE, JOIN_WAITING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if !ok {
+            // Finished already: the finisher saw no JOIN_WAITING and never reads the
+            // joiner, so it is still ours to drop.
+            // SAFETY: as above, nobody else touches it.
+            drop(unsafe { (*self.joiner.get()).take() });
+        }
+        ok
     }
 }
 
@@ -417,17 +456,10 @@ pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberB
     let g2 = g.clone();
     let h = &g.header;
     FiberBox::new(stack, h.name(), h.id, move |s| {
-        let frame = Frame {
-            suspender: s,
-            locals: UnsafeCell::new(None),
-        };
-        g2.header.set_frame(&frame);
+        g2.header.set_suspender(s);
         g2.run();
-        // Locals drop on the coroutine's own stack, before its joiner is woken; the
-        // frame stays alive meanwhile (a destructor may park).
-        // SAFETY: only this coroutine touches its locals, and no reference into them
-        // is held here.
-        drop(unsafe { (*frame.locals.get()).take() });
+        // SAFETY: only this coroutine touches its locals; they drop on its own stack.
+        drop(unsafe { (*g2.header.locals.get()).take() });
         g2.header.finish();
     })
 }

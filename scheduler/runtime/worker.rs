@@ -320,8 +320,9 @@ impl Worker {
         if h.migratable {
             h.home.store(self.index as u32, Ordering::Relaxed);
         }
-        Counters::bump(&self.counters().switches, 1);
-        self.counters().running.store(h.id, Ordering::Relaxed);
+        let counters = self.counters();
+        Counters::bump(&counters.switches, 1);
+        counters.running.store(h.id, Ordering::Relaxed);
         self.budget.set(super::budget::BUDGET);
         self.current.set(Some(g.as_ptr()));
         // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
@@ -331,7 +332,6 @@ impl Worker {
             .expect("started coroutine has a fiber");
         let r = fiber.resume();
         self.current.set(None);
-        self.counters().running.store(0, Ordering::Relaxed);
         match r {
             Some(Request::Yield) => self.push_back(g),
             Some(Request::Park) => {
@@ -344,7 +344,7 @@ impl Worker {
                     h.state.store(RUNNING, Ordering::Relaxed);
                     self.push_woken_self(g);
                 } else {
-                    Counters::bump(&self.counters().parks, 1);
+                    Counters::bump(&counters.parks, 1);
                 }
             }
             None => self.finished(g),
