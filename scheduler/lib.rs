@@ -35,6 +35,9 @@
 //!   cancellation point and its `join()` gives a [`Cancelled`] payload.
 //! - [`Generator`] is Python's `yield`/`send` generator on a stack of its own; it runs
 //!   on the caller's thread and needs no runtime.
+//! - [`dump`] lists every live coroutine and what it waits on, as Go's goroutine dump;
+//!   [`metrics`] counts what the scheduler did; `CORUN_SCHEDTRACE=<ms>` prints Go's
+//!   schedtrace line; `CORUN_STACK_STATS=1` measures stack use ([`stack_high_water`]).
 //!
 //! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
 //! contract.

@@ -11,10 +11,6 @@
 //! never wait. The budget lives in the worker, not the coroutine: it is the
 //! coroutine's only while it runs.
 
-use super::context;
-use super::metrics::Counters;
-use super::task::Request;
-
 /// Operations a coroutine may complete without yielding, per turn on its worker.
 pub(crate) const BUDGET: u32 = 128;
 
@@ -24,6 +20,9 @@ pub(crate) const BUDGET: u32 = 128;
 pub(crate) fn consume() {
     #[cfg(not(loom))]
     {
+        use super::context;
+        use super::metrics::Counters;
+        use super::task::Request;
         let spent = context::with_worker(|w| {
             if w.current.get().is_none() {
                 return false;
