@@ -312,6 +312,27 @@ fn dump_names_what_each_coroutine_waits_on() {
 }
 
 #[test]
+fn dump_names_a_blocking_call() {
+    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let h = corun::Builder::new()
+        .name("blocker")
+        .spawn_on(rt.handle(), move || {
+            corun::blocking(move || rx.recv().unwrap())
+        })
+        .unwrap();
+    let d = eventually("blocked", || {
+        let d = rt.dump();
+        dump_line(&d, "blocker")
+            .is_some_and(|l| l.contains("[blocking call, "))
+            .then_some(d)
+    });
+    assert!(d.contains("\tworker 0"), "{d}");
+    tx.send(5).unwrap();
+    assert_eq!(h.join().unwrap(), 5);
+}
+
+#[test]
 fn dump_works_while_the_only_worker_is_hogged() {
     let rt = corun::Runtime::builder().workers(1).build().unwrap();
     let (tx, rx) = corun::chan::bounded::<()>(0);

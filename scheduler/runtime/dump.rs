@@ -146,3 +146,32 @@ pub(crate) fn current_stack_high_water() -> Option<usize> {
     })??;
     Some(crate::coroutine::stack::high_water(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn io_waits_are_named() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let h = crate::Builder::new()
+            .name("io")
+            .spawn_on(rt.handle(), move || {
+                while !d2.load(Ordering::Acquire) {
+                    crate::runtime::park::park_io(None);
+                }
+            })
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !rt.dump().contains("\"io\" [IO wait, ") {
+            assert!(t.elapsed().as_secs() < 20, "{}", rt.dump());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        done.store(true, Ordering::Release);
+        h.coroutine().unpark();
+        h.join().unwrap();
+    }
+}
