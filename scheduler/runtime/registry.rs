@@ -71,10 +71,11 @@ impl Registry {
         }
     }
 
-    /// How many coroutines it holds (a snapshot).
+    /// How many coroutines it holds (a snapshot). Acquire: what its worker did before
+    /// changing it (counting a coroutine finished) is visible after.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.len.load(Ordering::Acquire)
     }
 }
 
@@ -101,7 +102,7 @@ impl DerefMut for RegistryGuard<'_> {
 impl Drop for RegistryGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.0.len.store(self.len(), Ordering::Relaxed);
+        self.0.len.store(self.len(), Ordering::Release);
         self.0.locked.store(false, Ordering::Release);
     }
 }

@@ -125,17 +125,21 @@ impl Shared {
 
     /// A snapshot of the counters (see [`Metrics`]).
     pub(crate) fn metrics(&self) -> Metrics {
+        // The sets first, the counters after: a worker counts a coroutine finished
+        // before it takes it out of its set (release/acquire through the registry's
+        // length or the map's lock), so one that is gone here is counted below.
+        let alive: Vec<usize> = self.remotes.iter().map(|r| r.registry.len()).collect();
+        let migratable_alive = self.migratable.lock().len();
         let mut workers = Vec::with_capacity(self.remotes.len());
         let (mut started_alive, mut unstarted) = (0, 0);
-        for r in self.remotes.iter() {
+        for (r, alive) in self.remotes.iter().zip(alive) {
             let mut w = r.counters.snapshot(self.epoch);
             w.local_queue = r.steal.len();
             w.inbox = r.inbox_len.load(Ordering::Relaxed);
-            w.started_alive = r.registry.len();
-            started_alive += w.started_alive;
+            w.started_alive = alive;
+            started_alive += alive;
             workers.push(w);
         }
-        let migratable_alive = self.migratable.lock().len();
         let global_queue = self.inject.len();
         // The portable queues hold unstarted coroutines (and runnable migratable
         // ones, which the map counts already: rare, and absent once all wait).

@@ -432,9 +432,26 @@ impl Worker {
 
     fn finished(&self, g: G) {
         let h = &g.header;
+        if self.shared.stack_stats {
+            let body = if h.migratable {
+                self.shared.migratable.lock().get(&h.id).map(|e| e.stack)
+            } else {
+                let i = h.slot.load(Ordering::Relaxed) as usize;
+                self.remote().registry.lock().get(i).map(|e| e.stack)
+            };
+            if let Some(body) = body {
+                let hw = crate::coroutine::stack::high_water(body);
+                self.shared
+                    .stack_high_water_max
+                    .fetch_max(hw, Ordering::Relaxed);
+            }
+        }
+        // Counted before it leaves the registry, which publishes both (release): a
+        // reader that sees it gone from `live` sees it in `finished`.
+        Counters::bump(&self.counters().finished, 1);
         // Out of the registry before its stack goes back to the pool: a reader that
         // finds it there (`dump`) may look at the stack's pages.
-        let stack = if h.migratable {
+        if h.migratable {
             let mut map = self.shared.migratable.lock();
             let e = map.remove(&h.id);
             let last = map.is_empty();
@@ -447,22 +464,13 @@ impl Worker {
                     r.parker.unpark();
                 }
             }
-            e.map(|e| e.stack)
+            drop(e);
         } else {
             let mut reg = self.remote().registry.lock();
             let i = h.slot.load(Ordering::Relaxed) as usize;
-            let e = reg.swap_remove(i);
+            reg.swap_remove(i);
             if let Some(moved) = reg.get(i) {
                 moved.g.header.slot.store(i as u32, Ordering::Relaxed);
-            }
-            Some(e.stack)
-        };
-        if self.shared.stack_stats {
-            if let Some(body) = stack {
-                let hw = crate::coroutine::stack::high_water(body);
-                self.shared
-                    .stack_high_water_max
-                    .fetch_max(hw, Ordering::Relaxed);
             }
         }
         // SAFETY: the coroutine has returned; this worker owns it.
@@ -473,7 +481,6 @@ impl Worker {
         if h.stack_size() == 0 {
             self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
         }
-        Counters::bump(&self.counters().finished, 1);
     }
 
     // ---- sleeping ----
