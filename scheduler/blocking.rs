@@ -272,7 +272,7 @@ where
             break r;
         }
         // Not a cancellation point: `f` must finish before this coroutine unwinds.
-        park::park_uncancellable(false);
+        park::park_uncancellable(park::Reason::Blocking);
     };
     cancel::checkpoint_current();
     match r {

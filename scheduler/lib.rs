@@ -38,6 +38,9 @@
 //!   on a channel.
 //! - [`Generator`] is Python's `yield`/`send` generator on a stack of its own; it runs
 //!   on the caller's thread and needs no runtime.
+//! - [`dump`] lists every live coroutine and what it waits on, as Go's goroutine dump;
+//!   [`metrics`] counts what the scheduler did; `CORUN_SCHEDTRACE=<ms>` prints Go's
+//!   schedtrace line; `CORUN_STACK_STATS=1` measures stack use ([`stack_high_water`]).
 //!
 //! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
 //! contract.
@@ -121,6 +124,68 @@ pub fn yield_now() {
 /// ```
 pub fn park() {
     runtime::park::park()
+}
+
+/// Every live coroutine of the caller's runtime (the default one outside a
+/// coroutine), one block each, as Go's goroutine dump: id, name, state (running,
+/// runnable, or what it waits on: a channel, a select, a lock, a sleep with its
+/// deadline, a join, IO, a blocking call...) and for how long, its worker, and its
+/// stack use. Works while every worker is busy: it reads the scheduler's state
+/// without asking the workers.
+///
+/// ```text
+/// corun: 2 workers, 2 coroutines started and alive, 0 waiting in run queues (global 0, local [0, 0])
+///
+/// coroutine 3 "consumer" [chan receive, 1.2s]:
+///         worker 0, stack 8 KiB used of 256 KiB
+///
+/// coroutine 4 [sleep, 15ms, until +985ms]:
+///         worker 1, stack 4 KiB used of 256 KiB
+/// ```
+///
+/// ```
+/// let m = std::sync::Arc::new(corun::sync::Mutex::new(()));
+/// let guard = m.lock();
+/// let m2 = m.clone();
+/// let h = corun::Builder::new()
+///     .name("waiter")
+///     .spawn(move || drop(m2.lock()))
+///     .unwrap();
+/// while !corun::dump().contains("\"waiter\" [sync.Mutex.Lock") {
+///     std::thread::sleep(std::time::Duration::from_millis(1));
+/// }
+/// drop(guard);
+/// h.join().unwrap();
+/// ```
+pub fn dump() -> String {
+    runtime::builder::current_or_default().dump()
+}
+
+/// A snapshot of the caller's runtime's counters (the default runtime outside a
+/// coroutine); see [`Metrics`].
+///
+/// ```
+/// corun::spawn(|| ()).join().unwrap();
+/// let m = corun::metrics();
+/// assert!(m.spawned() >= 1);
+/// assert!(!m.workers.is_empty());
+/// ```
+pub fn metrics() -> Metrics {
+    runtime::builder::current_or_default().metrics()
+}
+
+/// How deep the calling coroutine's stack has been used so far, in bytes (page
+/// granularity), when its runtime measures stacks
+/// ([`RuntimeBuilder::stack_stats`], `CORUN_STACK_STATS=1`); `None` otherwise, or
+/// outside a coroutine.
+///
+/// ```
+/// let rt = corun::Runtime::builder().workers(1).stack_stats(true).build().unwrap();
+/// let used = rt.block_on(|| corun::stack_high_water());
+/// assert!(used.unwrap() < 64 * 1024);
+/// ```
+pub fn stack_high_water() -> Option<usize> {
+    runtime::dump::current_stack_high_water()
 }
 
 /// As [`park`], returning after `timeout` at the latest.

@@ -88,13 +88,22 @@ fn warn_mode_reports_and_keeps_waiting() -> Result<(), String> {
 
 const HEADLINE: &str = "fatal error: all coroutines are asleep - deadlock!";
 
-fn check_reported(_: &str, out: &std::process::Output) -> Result<(), String> {
+fn check_reported(name: &str, out: &std::process::Output) -> Result<(), String> {
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) {
         return Err(format!("exit status {:?}, want 2", out.status.code()));
     }
     if !err.contains(HEADLINE) {
         return Err("no deadlock report".into());
+    }
+    // The dump follows, naming what each coroutine waits on.
+    let want = if name.starts_with("mutex") {
+        "[sync.Mutex.Lock, "
+    } else {
+        "[chan receive, "
+    };
+    if !err.contains("\ncoroutine ") || !err.contains(want) {
+        return Err(format!("the report has no dump naming {want:?}"));
     }
     if String::from_utf8_lossy(&out.stdout).contains("unreachable") {
         return Err("the program went on".into());

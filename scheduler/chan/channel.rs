@@ -253,6 +253,7 @@ impl<T> Chan<T> {
 
     /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        crate::runtime::budget::consume();
         let mut step = 0;
         let mut v = v;
         let mut g = loop {
@@ -307,6 +308,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting for a value until `deadline` (forever if `None`).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        crate::runtime::budget::consume();
         let mut step = 0;
         let mut g = loop {
             let mut g = self.inner.lock();
@@ -377,12 +379,16 @@ impl<T> Wait<'_, T> {
     /// the operation is withdrawn (`false`).
     fn park(&mut self, deadline: Option<Instant>) -> bool {
         loom_yield();
+        let reason = match self.side {
+            Side::Send => park::Reason::ChanSend,
+            Side::Recv => park::Reason::ChanRecv,
+        };
         loop {
             if let Some(s) = self.sel.selected() {
                 return s != ABORTED;
             }
             match deadline {
-                None => park::park(),
+                None => park::park_for(reason),
                 Some(d) => {
                     if Instant::now() >= d {
                         if self.sel.try_abort() {
@@ -390,7 +396,7 @@ impl<T> Wait<'_, T> {
                         }
                         continue; // a waker won just now
                     }
-                    park::park_until(d);
+                    park::park_until_for(d, reason);
                 }
             }
         }

@@ -281,6 +281,9 @@ impl Drop for Registered<'_, '_> {
 pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
     let n = cases.len();
     assert!(n <= MAX_CASES, "select! supports at most {MAX_CASES} arms");
+    if !matches!(mode, Mode::NonBlocking) {
+        crate::runtime::budget::consume();
+    }
     // Random poll order (Fisher-Yates).
     let mut order = [0u8; MAX_CASES];
     for i in 0..n {
@@ -330,7 +333,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                     break;
                 }
                 match deadline {
-                    None => park::park(),
+                    None => park::park_for(park::Reason::Select),
                     Some(d) => {
                         if Instant::now() >= d {
                             if reg.sel.try_abort() {
@@ -339,7 +342,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                             }
                             continue;
                         }
-                        park::park_until(d);
+                        park::park_until_for(d, park::Reason::Select);
                     }
                 }
             }

@@ -100,6 +100,18 @@ pub(crate) mod park {
     pub(crate) fn park_until(_deadline: Instant) {
         park()
     }
+
+    pub(crate) use crate::runtime::park::Reason;
+
+    /// As `park`; the reason is for dumps, which loom has not.
+    pub(crate) fn park_for(_reason: Reason) {
+        park()
+    }
+
+    /// As `park_until`.
+    pub(crate) fn park_until_for(deadline: Instant, _reason: Reason) {
+        park_until(deadline)
+    }
 }
 
 /// A scheduling point under loom, nothing otherwise. The owner calls it after it

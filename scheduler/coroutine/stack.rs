@@ -233,25 +233,50 @@ impl Stack {
     /// Bytes from the base down to the lowest resident page of the body:
     /// how deep the stack has been touched since it was mapped or released.
     pub fn high_water(&self) -> usize {
-        let page = page_size();
-        let mut addr = self.limit + page;
-        let mut vec = [0u8; 64];
-        while addr < self.base {
-            let pages = ((self.base - addr) / page).min(vec.len());
-            // SAFETY: [addr, addr + pages*page) lies inside our mapping and
-            // `vec` has room for one byte per page.
-            let rc =
-                unsafe { libc::mincore(addr as *mut libc::c_void, pages * page, vec.as_mut_ptr()) };
-            if rc != 0 {
-                return 0;
-            }
-            if let Some(i) = vec[..pages].iter().position(|b| b & 1 != 0) {
-                return self.base - (addr + i * page);
-            }
-            addr += pages * page;
-        }
-        0
+        high_water(self.body())
     }
+
+    /// The `[lo, hi)` address range of the body (above the guard page).
+    ///
+    /// ```
+    /// let s = corun::coroutine::stack::Stack::new(64 * 1024).unwrap();
+    /// let (lo, hi) = s.body();
+    /// assert_eq!(hi - lo, s.usable_size());
+    /// ```
+    pub fn body(&self) -> (usize, usize) {
+        (self.limit + page_size(), self.base)
+    }
+}
+
+/// Bytes from `hi` down to the lowest resident page of the page-aligned range
+/// `[lo, hi)`, as [`Stack::high_water`]. Harmless on any range: a range that is not
+/// (or no longer) mapped reads as 0.
+///
+/// ```
+/// use corun::coroutine::stack::{high_water, Stack};
+/// let s = Stack::new(64 * 1024).unwrap();
+/// assert_eq!(high_water(s.body()), 0); // nothing touched yet
+/// ```
+pub fn high_water((lo, hi): (usize, usize)) -> usize {
+    let page = page_size();
+    let mut addr = lo;
+    let mut vec = [0u8; 64];
+    while addr < hi {
+        let pages = ((hi - addr) / page).min(vec.len());
+        // SAFETY: `mincore` only reads page tables and writes one byte per page into
+        // `vec`, which has room for `pages`; an unmapped range makes it fail (ENOMEM),
+        // it never touches the memory itself.
+        let rc =
+            unsafe { libc::mincore(addr as *mut libc::c_void, pages * page, vec.as_mut_ptr()) };
+        if rc != 0 {
+            return 0;
+        }
+        if let Some(i) = vec[..pages].iter().position(|b| b & 1 != 0) {
+            return hi - (addr + i * page);
+        }
+        addr += pages * page;
+    }
+    0
 }
 
 /// Stacks in the shared list: warm ones first handed out, cold ones released.

@@ -56,6 +56,9 @@ impl IoSource {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        // An operation counts against the coroutine's budget, ready or not, so a
+        // loop over a socket that is always ready still lets the others run.
+        crate::runtime::budget::consume();
         loop {
             let ready = self.ready.get();
             let seen = ready.map_or(0, |r| r.seq(dir));
@@ -87,10 +90,7 @@ impl IoSource {
                 continue;
             }
             let _forget = Forget { ready, dir, me };
-            match deadline {
-                Some(d) => park::park_until(d),
-                None => park::park_external(),
-            }
+            park::park_io(deadline);
         }
     }
 

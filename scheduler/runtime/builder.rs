@@ -6,6 +6,7 @@ use super::idle::Idle;
 use super::inject::Inject;
 use super::join::JoinHandle;
 use super::metrics::Metrics;
+use super::monitor::Monitor;
 use super::queue;
 use super::shared::{Remote, Shared};
 use super::spawn::Builder;
@@ -14,6 +15,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 /// Default usable stack size of a coroutine: 256 KiB of address space, of which only
 /// the pages a coroutine touches cost memory.
@@ -32,6 +34,8 @@ pub struct RuntimeBuilder {
     deadlock: Option<Deadlock>,
     stack_size: usize,
     name: String,
+    schedtrace: Option<Duration>,
+    stack_stats: Option<bool>,
 }
 
 impl RuntimeBuilder {
@@ -88,15 +92,70 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Prints one line of scheduler state to stderr every `every`, as Go's
+    /// `GODEBUG=schedtrace`, from a monitor thread of the runtime; `Duration::ZERO`
+    /// turns it off. Default: `CORUN_SCHEDTRACE=<ms>` if set, else off.
+    ///
+    /// A line reads `SCHED 1002ms: workers=2 idleprocs=1 threads=3
+    /// spinningthreads=0 runqueue=0 [0 3] live=12 steals=4 handoffs=0
+    /// budgetyields=0`: time since the runtime started, workers, workers asleep,
+    /// threads of the runtime, workers searching for work, the global queue, each
+    /// worker's local queue, live coroutines, steals, run-queue hand-offs, yields
+    /// forced by the cooperative budget.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = corun::Runtime::builder()
+    ///     .workers(1)
+    ///     .schedtrace(Duration::from_millis(500))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.metrics().threads, 3); // the worker, sysmon and the monitor
+    /// ```
+    pub fn schedtrace(mut self, every: Duration) -> Self {
+        self.schedtrace = Some(every);
+        self
+    }
+
+    /// Measures each coroutine's stack use (its high-water mark), shown by
+    /// [`Runtime::dump`] and [`crate::stack_high_water`], and the deepest of the
+    /// finished ones in [`crate::Metrics::stack_high_water_max`]. Default:
+    /// `CORUN_STACK_STATS=1` if set, else off.
+    ///
+    /// It costs one `madvise` when a coroutine starts (its pooled stack's pages are
+    /// handed back, so it is measured from zero; they fault in again as it grows)
+    /// and one `mincore` when it ends. Off, it costs nothing.
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).stack_stats(true).build().unwrap();
+    /// let used = rt.block_on(|| {
+    ///     let buf = std::hint::black_box([1u8; 64 * 1024]);
+    ///     std::hint::black_box(&buf);
+    ///     corun::stack_high_water().unwrap()
+    /// });
+    /// assert!(used >= 64 * 1024);
+    /// ```
+    pub fn stack_stats(mut self, on: bool) -> Self {
+        self.stack_stats = Some(on);
+        self
+    }
+
     /// Starts the workers.
     ///
-    /// Errors: 0 workers, a `CORUN_WORKERS` that is not a positive number, a stack
-    /// size below two pages, or a worker thread the OS refused.
+    /// Errors: 0 workers, a `CORUN_WORKERS` or `CORUN_SCHEDTRACE` that is not a
+    /// number, a stack size below two pages, or a thread the OS refused.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
             None => workers_from_env()?,
         };
+        let schedtrace = match self.schedtrace {
+            Some(d) => d,
+            None => schedtrace_from_env()?,
+        };
+        let stack_stats = self.stack_stats.unwrap_or_else(|| {
+            std::env::var("CORUN_STACK_STATS").is_ok_and(|v| !matches!(v.trim(), "" | "0"))
+        });
         if workers == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -142,6 +201,10 @@ impl RuntimeBuilder {
             workers,
             parked_untimed: AtomicUsize::new(0),
             deadlock: self.deadlock.unwrap_or_else(Deadlock::from_env),
+            epoch: std::time::Instant::now(),
+            stack_stats,
+            stack_high_water_max: crate::loom::sync::atomic::AtomicUsize::new(0),
+            monitor: AtomicBool::new(false),
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, (local, poller)) in locals.into_iter().enumerate() {
@@ -155,6 +218,7 @@ impl RuntimeBuilder {
                     let rt = Runtime {
                         handle: Handle { shared },
                         threads: Mutex::new(threads),
+                        monitor: Mutex::new(None),
                     };
                     drop(rt);
                     return Err(e);
@@ -172,14 +236,35 @@ impl RuntimeBuilder {
                 drop(Runtime {
                     handle: Handle { shared },
                     threads: Mutex::new(threads),
+                    monitor: Mutex::new(None),
                 });
                 return Err(e);
             }
         }
-        Ok(Runtime {
-            handle: Handle { shared },
+        let rt = Runtime {
+            handle: Handle {
+                shared: shared.clone(),
+            },
             threads: Mutex::new(threads),
-        })
+            monitor: Mutex::new(None),
+        };
+        if !schedtrace.is_zero() {
+            let m = Monitor::start(shared, &self.name, schedtrace)?;
+            *rt.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+        }
+        Ok(rt)
+    }
+}
+
+fn schedtrace_from_env() -> io::Result<Duration> {
+    match std::env::var("CORUN_SCHEDTRACE") {
+        Ok(v) => v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CORUN_SCHEDTRACE={v:?} is not a number of milliseconds: set it to e.g. 1000, or unset it"),
+            )
+        }),
+        Err(_) => Ok(Duration::ZERO),
     }
 }
 
@@ -203,6 +288,7 @@ fn workers_from_env() -> io::Result<usize> {
 pub struct Runtime {
     handle: Handle,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    monitor: Mutex<Option<Monitor>>,
 }
 
 /// A cloneable reference to a runtime, to spawn on it from anywhere.
@@ -220,6 +306,8 @@ impl Runtime {
             deadlock: None,
             stack_size: DEFAULT_STACK_SIZE,
             name: "corun".into(),
+            schedtrace: None,
+            stack_stats: None,
         }
     }
 
@@ -268,9 +356,33 @@ impl Runtime {
         }
     }
 
-    /// A snapshot of its counters.
+    /// A snapshot of its counters; see [`Metrics`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(|| corun::yield_now());
+    /// assert!(rt.metrics().switches() >= 2);
+    /// ```
     pub fn metrics(&self) -> Metrics {
         self.handle.metrics()
+    }
+
+    /// Every live coroutine of the runtime, one block each as in Go's goroutine
+    /// dump: id, name, state (running, runnable, or what it waits on and for how
+    /// long), its worker, and its stack use; see [`crate::dump`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    /// let (tx, rx) = corun::chan::bounded::<()>(0);
+    /// let h = rt.spawn(move || rx.recv());
+    /// while !rt.dump().contains("[chan receive") {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// drop(tx);
+    /// h.join().unwrap().unwrap_err();
+    /// ```
+    pub fn dump(&self) -> String {
+        self.handle.dump()
     }
 }
 
@@ -292,20 +404,24 @@ impl Handle {
         self.shared.workers
     }
 
-    /// A snapshot of the runtime's counters.
+    /// A snapshot of the runtime's counters; see [`Runtime::metrics`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(3).build().unwrap();
+    /// assert_eq!(rt.handle().metrics().workers.len(), 3);
+    /// ```
     pub fn metrics(&self) -> Metrics {
-        let s = &self.shared;
-        Metrics {
-            workers: s.remotes[..s.ms_started()]
-                .iter()
-                .map(|r| r.counters.snapshot())
-                .collect(),
-            handoffs: s.handoffs.load(Ordering::Relaxed),
-            live: s.live(),
-            spawned_outside: s.spawned_outside.load(Ordering::Relaxed),
-            stacks_mapped: s.stacks.mapped(),
-            stacks_pooled: s.stacks.pooled(),
-        }
+        self.shared.metrics()
+    }
+
+    /// The runtime's coroutines; see [`Runtime::dump`].
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.handle().dump().starts_with("corun: 1 workers, 0 coroutines"));
+    /// ```
+    pub fn dump(&self) -> String {
+        super::dump::dump(&self.shared)
     }
 }
 
@@ -318,6 +434,12 @@ impl Drop for Runtime {
             );
             return;
         }
+        drop(
+            self.monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let s = &self.handle.shared;
         s.shutdown.store(true, Ordering::SeqCst);
         s.inject.close();

@@ -127,7 +127,7 @@ pub(crate) fn register(shared: &Arc<Shared>) {
 fn others_asleep(me: &Shared) -> bool {
     let all = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
     all.iter().filter_map(|w| w.upgrade()).all(|rt| {
-        std::ptr::eq(Arc::as_ptr(&rt), me) || rt.live() == rt.parked_untimed.load(Ordering::SeqCst)
+        std::ptr::eq(Arc::as_ptr(&rt), me) || alive(&rt) == rt.parked_untimed.load(Ordering::SeqCst)
     })
 }
 
@@ -185,7 +185,7 @@ impl Watch {
         if parked == 0 {
             return None;
         }
-        let live = shared.live();
+        let live = alive(shared);
         if live != parked {
             return None;
         }
@@ -197,11 +197,27 @@ impl Watch {
     }
 }
 
-/// The report's body: what is known of the parked coroutines.
+/// The report's body: the dump of the runtime, as Go prints every goroutine.
 fn report(shared: &Shared, live: usize) -> String {
     format!(
         "{live} coroutine(s) of runtime '{}' parked on channels, locks or joins with no \
-         timeout, and no thread left that could wake them.",
-        shared.name
+         timeout, and no thread left that could wake them.\n\n{}",
+        shared.name,
+        super::dump::dump(shared)
     )
+}
+
+/// Coroutines spawned and not ended, from the counters kept where those events
+/// happen (unstarted ones included): exact whenever no worker is running.
+fn alive(shared: &Shared) -> usize {
+    let ms = &shared.remotes[..shared.ms_started()];
+    let finished: u64 = ms
+        .iter()
+        .map(|r| r.counters.finished.load(Ordering::SeqCst))
+        .sum();
+    let spawned: u64 = shared.spawned_outside.load(Ordering::SeqCst)
+        + ms.iter()
+            .map(|r| r.counters.spawned.load(Ordering::SeqCst))
+            .sum::<u64>();
+    spawned.saturating_sub(finished) as usize
 }

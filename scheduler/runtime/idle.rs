@@ -143,6 +143,11 @@ impl Idle {
     pub(crate) fn counts(&self) -> (usize, usize) {
         Self::unpack(self.state.load(Ordering::SeqCst))
     }
+
+    /// (awake, searching) right now, for schedtrace (a snapshot).
+    pub(crate) fn snapshot(&self) -> (usize, usize) {
+        Self::unpack(self.state.load(Ordering::Relaxed))
+    }
 }
 
 /// Model checks of the idle protocol with loom: the production `Idle`, `Parker` and

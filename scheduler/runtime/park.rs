@@ -24,6 +24,7 @@
 use super::context;
 use super::deadlock::ThreadWaiter;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
+pub(crate) use super::wait::Reason;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -78,7 +79,7 @@ pub(crate) fn unpark(g: &G) {
                 // SAFETY: `rt` outlives every coroutine of the runtime, and this one is
                 // alive (we hold it) and parked, so the runtime has not finished shutting down.
                 let rt = unsafe { &*g.header.rt };
-                if g.header.deadlockable.load(Ordering::Relaxed) {
+                if super::wait::deadlockable(g.header.wait.load(Ordering::Relaxed)) {
                     rt.parked_untimed.fetch_sub(1, Ordering::SeqCst);
                 }
                 rt.schedule_woken(g.clone());
@@ -101,24 +102,37 @@ pub(crate) fn may_spin() -> bool {
 }
 
 /// Parks the caller until unparked (possibly spuriously: re-check the condition).
-/// A wait on a corun primitive: deadlock detection counts it (see `deadlock.rs`).
+/// `corun::park`'s wait; primitives name theirs with [`park_for`].
 pub(crate) fn park() {
-    if context::with_current(|t| park_coroutine(t, None, true)).is_none() {
-        ThreadWaiter::current().park();
+    park_for(Reason::Park)
+}
+
+/// As [`park`]; `reason` is what the coroutine waits on, as `dump` shows it (the
+/// core only stores it).
+pub(crate) fn park_for(reason: Reason) {
+    if context::with_current(|t| park_coroutine(t, None, reason)).is_none() {
+        thread_park(reason);
     }
 }
 
-/// [`park`] for a wait whose waker corun cannot see (IO readiness, a `Future`'s
-/// waker): never counted as deadlocked.
-pub(crate) fn park_external() {
-    if context::with_current(|t| park_coroutine(t, None, false)).is_none() {
+/// A plain thread's untimed wait: counted by deadlock detection when it waits on a
+/// corun primitive (see `deadlock.rs`).
+fn thread_park(reason: Reason) {
+    if super::wait::deadlockable(super::wait::encode(reason, None)) {
+        ThreadWaiter::current().park();
+    } else {
         thread::park();
     }
 }
 
 /// Parks the caller until unparked or `deadline` passes (possibly spuriously).
 pub(crate) fn park_until(deadline: Instant) {
-    if context::with_current(|t| park_coroutine(t, Some(deadline), false)).is_none() {
+    park_until_for(deadline, Reason::Park)
+}
+
+/// As [`park_until`], waiting on `reason` (see [`park_for`]).
+pub(crate) fn park_until_for(deadline: Instant, reason: Reason) {
+    if context::with_current(|t| park_coroutine(t, Some(deadline), reason)).is_none() {
         let now = Instant::now();
         if deadline > now {
             thread::park_timeout(deadline - now);
@@ -128,30 +142,35 @@ pub(crate) fn park_until(deadline: Instant) {
 
 /// Parks the caller until unparked, ignoring cancellation: for waits that must
 /// complete even while the coroutine is being cancelled (a scope waiting for the
-/// children that borrow from its stack, a `blocking` call). `deadlockable`: whether
-/// the waker is a corun coroutine (a scope's children) rather than outside work.
-pub(crate) fn park_uncancellable(deadlockable: bool) {
+/// children that borrow from its stack). `reason` as for [`park_for`].
+pub(crate) fn park_uncancellable(reason: Reason) {
     let parked = context::with_current(|t| {
         let h = &t.header;
         if h.state
             .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            h.deadlockable.store(deadlockable, Ordering::Relaxed);
+            h.wait
+                .store(super::wait::encode(reason, None), Ordering::Relaxed);
             // SAFETY: we are this coroutine, running on its own stack.
             unsafe { h.suspend(Request::Park) };
         }
     });
     if parked.is_none() {
-        if deadlockable {
-            ThreadWaiter::current().park();
-        } else {
-            thread::park();
-        }
+        thread_park(reason);
     }
 }
 
-fn park_coroutine(t: &Task, deadline: Option<Instant>, deadlockable: bool) {
+/// Parks the caller until unparked or `deadline` (if any) passes, waiting on IO:
+/// the netpoller's wait, so that `dump` shows it as such.
+pub(crate) fn park_io(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => park_until_for(d, Reason::Io),
+        None => park_for(Reason::Io),
+    }
+}
+
+fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason) {
     let h = &t.header;
     super::cancel::checkpoint(h);
     if super::cancel::is_requested(h) {
@@ -184,8 +203,8 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>, deadlockable: bool) {
             }
         }
     }
-    h.deadlockable
-        .store(deadlockable && deadline.is_none(), Ordering::Relaxed);
+    h.wait
+        .store(super::wait::encode(reason, deadline), Ordering::Relaxed);
     // SAFETY: we are this coroutine, running on its own stack.
     unsafe { h.suspend(Request::Park) };
     h.timer_seq.store(0, Ordering::Relaxed);

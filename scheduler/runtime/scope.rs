@@ -139,7 +139,7 @@ where
     // Not a cancellation point: the children borrow from this stack, so it must not
     // unwind before they are gone (they are cancelled too, and end soon).
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park_uncancellable(true);
+        park::park_uncancellable(park::Reason::Scope);
     }
     crate::runtime::context::with_current(|t| crate::runtime::cancel::checkpoint(&t.header));
     match r {

@@ -3,9 +3,10 @@
 use super::context;
 use super::idle::Idle;
 use super::inject::Inject;
-use super::metrics::Counters;
+use super::metrics::{Counters, Metrics};
 use super::parker::Parker;
 use super::queue::Steal;
+use super::registry::{Entry, Registry};
 use super::task::{G, UNSTARTED};
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,10 +27,10 @@ pub(crate) struct Remote {
     pub(crate) counters: Counters,
     /// Set while the M is inside a coroutine (sysmon's hog check).
     pub(crate) in_task: AtomicBool,
-    /// The id of the coroutine it runs or ran last (sysmon's report).
-    pub(crate) current_id: AtomicU64,
     /// Sysmon revoked this M's P: see `handoff.rs`.
     pub(crate) revoked: AtomicBool,
+    /// Started coroutines bound to this worker, alive (see `registry.rs`).
+    pub(crate) registry: Registry,
 }
 
 impl Remote {
@@ -41,9 +42,9 @@ impl Remote {
             parker: Parker::new(),
             net,
             in_task: AtomicBool::new(false),
-            current_id: AtomicU64::new(0),
             revoked: AtomicBool::new(false),
             counters: Counters::default(),
+            registry: Registry::default(),
         }
     }
 
@@ -66,7 +67,15 @@ pub(crate) struct Shared {
     /// Coroutines spawned from outside the runtime (the workers count their own).
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
-    pub(crate) migratable: Mutex<HashMap<u64, G>>,
+    pub(crate) migratable: Mutex<HashMap<u64, Entry>>,
+    /// When the runtime started: busy times and schedtrace count from here.
+    pub(crate) epoch: std::time::Instant,
+    /// Whether coroutines' stack use is measured (`RuntimeBuilder::stack_stats`).
+    pub(crate) stack_stats: bool,
+    /// The deepest stack use of a finished coroutine, when `stack_stats`.
+    pub(crate) stack_high_water_max: AtomicUsize,
+    /// Whether the monitor thread runs (it counts among the runtime's threads).
+    pub(crate) monitor: AtomicBool,
     /// The P tokens (as many as workers) and who holds them.
     pub(crate) ps: super::handoff::Ps,
     /// Ps sysmon took from stuck Ms.
@@ -164,14 +173,43 @@ impl Shared {
         }
     }
 
-    /// Coroutines spawned and not yet ended.
-    pub(crate) fn live(&self) -> usize {
-        let (mut spawned, mut finished) = (self.spawned_outside.load(Ordering::Relaxed), 0);
-        for r in self.remotes.iter() {
-            spawned += r.counters.spawned.load(Ordering::Relaxed);
-            finished += r.counters.finished.load(Ordering::Relaxed);
+    /// A snapshot of the counters (see [`Metrics`]).
+    pub(crate) fn metrics(&self) -> Metrics {
+        // The sets first, the counters after: a worker counts a coroutine finished
+        // before it takes it out of its set (release/acquire through the registry's
+        // length or the map's lock), so one that is gone here is counted below.
+        let ms = &self.remotes[..self.ms_started()];
+        let alive: Vec<usize> = ms.iter().map(|r| r.registry.len()).collect();
+        let migratable_alive = self.migratable.lock().len();
+        let mut workers = Vec::with_capacity(ms.len());
+        let (mut started_alive, mut unstarted) = (0, 0);
+        for (r, alive) in ms.iter().zip(alive) {
+            let mut w = r.counters.snapshot(self.epoch);
+            w.local_queue = r.steal.len();
+            w.inbox = r.inbox_len.load(Ordering::Relaxed);
+            w.started_alive = alive;
+            started_alive += alive;
+            workers.push(w);
         }
-        spawned.saturating_sub(finished) as usize
+        let global_queue = self.inject.len();
+        // The portable queues hold unstarted coroutines (and runnable migratable
+        // ones, which the map counts already: rare, and absent once all wait).
+        unstarted += global_queue + workers.iter().map(|w| w.local_queue).sum::<usize>();
+        let stats = self.stack_stats;
+        Metrics {
+            live: started_alive + migratable_alive + unstarted,
+            queued_unstarted: unstarted,
+            workers,
+            spawned_outside: self.spawned_outside.load(Ordering::Relaxed),
+            global_queue,
+            stacks_mapped: self.stacks.mapped(),
+            stacks_pooled: self.stacks.pooled(),
+            stack_high_water_max: stats.then(|| self.stack_high_water_max.load(Ordering::Relaxed)),
+            // Its Ms, its sysmon, and its schedtrace monitor if one runs.
+            threads: ms.len() + 1 + self.monitor.load(Ordering::Relaxed) as usize,
+            blocking_threads: crate::blocking::threads(),
+            handoffs: self.handoffs.load(Ordering::Relaxed),
+        }
     }
 
     /// Ms started so far.

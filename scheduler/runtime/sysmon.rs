@@ -80,9 +80,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 }
                 if !s.warned {
                     s.warned = true;
-                    let id = r.current_id.load(Ordering::Relaxed);
+                    let id = r.counters.running.load(Ordering::Relaxed);
+                    // The registry holds started coroutines with their names (a
+                    // migratable one is only named by id).
+                    let label = r
+                        .registry
+                        .lock()
+                        .iter()
+                        .find(|e| e.g.header.id == id)
+                        .map_or_else(|| format!("#{id}"), |e| e.g.header.label());
                     eprintln!(
-                        "corun: coroutine #{id} has held worker {i} for {} ms without a switch; \
+                        "corun: coroutine {label} has held worker {i} for {} ms without a switch; \
                          its P went to another thread, but the coroutines started on worker {i} \
                          wait for it (they never change thread: see docs/safety.md). If it \
                          blocks, run the call in corun::blocking(..); if it computes, call \

@@ -19,7 +19,7 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
 /// Why a coroutine suspended itself.
@@ -180,9 +180,6 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     join: AtomicU8,
     pub(crate) migratable: bool,
-    /// Whether its current park is on a corun primitive with no timeout (counted by
-    /// deadlock detection while parked).
-    pub(crate) deadlockable: AtomicBool,
     /// Set by `JoinHandle::cancel` or runtime shutdown, never cleared: every later
     /// cancellation point unwinds the coroutine; an unstarted one is never run.
     pub(crate) cancel: AtomicBool,
@@ -197,10 +194,63 @@ pub(crate) struct Header {
     extras: Option<Box<Extras>>,
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
     pub(crate) timer_seq: AtomicU32,
+    /// What the coroutine last parked on, since when and until when (`wait.rs`):
+    /// written by the coroutine as it parks, read by `dump` from any thread.
+    pub(crate) wait: AtomicU64,
     fiber: UnsafeCell<Option<FiberBox<Request>>>,
     suspender: UnsafeCell<*const Suspender<Request>>,
-    joiner: UnsafeCell<Option<Waiter>>,
+    /// The joiner, a [`Waiter`] packed in one word (see [`Joiner`]).
+    joiner: UnsafeCell<Joiner>,
     pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
+}
+
+/// A [`Waiter`] in one word, so that the header keeps room for the wait word: 0 for
+/// none, a coroutine's task pointer (a counted `G`; tasks are 8-byte aligned, so its
+/// low bit is 0), or a thread's counted `ThreadWaiter` with the low bit set.
+pub(crate) struct Joiner(usize);
+
+const JOINER_THREAD: usize = 1;
+
+impl Joiner {
+    const NONE: Joiner = Joiner(0);
+
+    fn new(w: Waiter) -> Joiner {
+        const { assert!(std::mem::align_of::<Task>() >= 2) };
+        match w {
+            Waiter::Coroutine(g) => Joiner(std::mem::ManuallyDrop::new(g).0.as_ptr() as usize),
+            Waiter::Thread(t) => {
+                const { assert!(std::mem::align_of::<super::deadlock::ThreadWaiter>() >= 2) };
+                Joiner(std::sync::Arc::into_raw(t) as usize | JOINER_THREAD)
+            }
+        }
+    }
+
+    fn take(&mut self) -> Option<Waiter> {
+        let p = std::mem::replace(&mut self.0, 0);
+        if p == 0 {
+            None
+        } else if p & JOINER_THREAD != 0 {
+            // SAFETY: made by `Arc::into_raw` in `new` and not taken since (zeroed
+            // above), so we own that count.
+            Some(Waiter::Thread(unsafe {
+                std::sync::Arc::from_raw(
+                    (p & !JOINER_THREAD) as *const super::deadlock::ThreadWaiter,
+                )
+            }))
+        } else {
+            // SAFETY: the pointer of a `G` whose count `new` kept (ManuallyDrop) and
+            // that is taken back once (zeroed above).
+            Some(Waiter::Coroutine(G(unsafe {
+                NonNull::new_unchecked(p as *mut Task)
+            })))
+        }
+    }
+}
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
 }
 
 // SAFETY: the non-Sync fields are each used by one thread at a time under a stated
@@ -227,7 +277,6 @@ impl Header {
             state: AtomicU8::new(RUNNING),
             join: AtomicU8::new(JOIN_IDLE),
             migratable,
-            deadlockable: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             home: AtomicU32::new(UNSTARTED),
             slot: AtomicU32::new(0),
@@ -235,9 +284,10 @@ impl Header {
             rt,
             extras,
             timer_seq: AtomicU32::new(0),
+            wait: AtomicU64::new(0),
             fiber: UnsafeCell::new(None),
             suspender: UnsafeCell::new(std::ptr::null()),
-            joiner: UnsafeCell::new(None),
+            joiner: UnsafeCell::new(Joiner::NONE),
             locals: UnsafeCell::new(None),
         }
     }
@@ -316,10 +366,18 @@ impl Header {
     pub(crate) unsafe fn set_joiner(&self, w: Waiter) -> bool {
         // SAFETY: the joiner is unique and the finisher reads `joiner` only after it
         // sees JOIN_WAITING, which is published below with release.
-        unsafe { *self.joiner.get() = Some(w) };
-        self.join
+        unsafe { *self.joiner.get() = Joiner::new(w) };
+        let ok = self
+            .join
             .compare_exchange(JOIN_IDLE, JOIN_WAITING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if !ok {
+            // Finished already: the finisher saw no JOIN_WAITING and never reads the
+            // joiner, so it is still ours to drop.
+            // SAFETY: as above, nobody else touches it.
+            drop(unsafe { (*self.joiner.get()).take() });
+        }
+        ok
     }
 }
 
@@ -420,5 +478,8 @@ mod tests {
             std::mem::size_of::<super::Header>()
         );
         assert!(n <= 512);
+        // A trivial coroutine is one 128-byte allocation: keep it so.
+        assert_eq!(std::mem::size_of::<super::Header>(), 80);
+        assert_eq!(n, 128);
     }
 }

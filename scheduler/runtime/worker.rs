@@ -20,6 +20,7 @@ use super::context;
 use super::metrics::Counters;
 use super::park;
 use super::queue::Local;
+use super::registry::Entry;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use crate::coroutine::stack::{Stack, StackCache};
@@ -52,8 +53,8 @@ pub(crate) struct Worker {
     local: RefCell<Local<G>>,
     timers: RefCell<Timers>,
     stacks: RefCell<StackCache>,
-    /// Started coroutines bound to this worker, alive; index = `header.slot`.
-    registry: RefCell<Vec<G>>,
+    /// What the cooperative budget leaves the running coroutine (`budget.rs`).
+    pub(crate) budget: Cell<u32>,
     tick: Cell<u32>,
     streak: Cell<u32>,
     rng: Cell<u64>,
@@ -81,7 +82,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Po
         local: RefCell::new(local),
         timers: RefCell::new(Timers::default()),
         stacks: RefCell::new(StackCache::new()),
-        registry: RefCell::new(Vec::new()),
+        budget: Cell::new(super::budget::BUDGET),
         tick: Cell::new(1),
         streak: Cell::new(0),
         rng: Cell::new(
@@ -95,6 +96,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Po
     };
     w.has_p.set(w.shared.ps.holds(index));
     context::set_worker(&w);
+    w.counters().note_wake(w.shared.epoch);
     w.run_loop();
     context::set_worker(std::ptr::null());
     w.stacks.borrow_mut().drain_into(&w.shared.stacks);
@@ -114,7 +116,7 @@ impl Worker {
     }
 
     #[inline]
-    fn counters(&self) -> &Counters {
+    pub(crate) fn counters(&self) -> &Counters {
         &self.remote().counters
     }
 
@@ -247,6 +249,7 @@ impl Worker {
             if let Some(g) = self.shared.remotes[v].steal.steal_into(&mut local) {
                 let got = (local.len() - before) as u64 + 1;
                 Counters::bump(&self.counters().stolen, got);
+                Counters::bump(&self.counters().steals, 1);
                 return Some(g);
             }
         }
@@ -354,9 +357,11 @@ impl Worker {
         if h.migratable {
             h.home.store(self.index as u32, Ordering::Relaxed);
         }
-        Counters::bump(&self.counters().switches, 1);
+        let counters = self.counters();
+        Counters::bump(&counters.switches, 1);
+        counters.running.store(h.id, Ordering::Relaxed);
+        self.budget.set(super::budget::BUDGET);
         let remote = self.remote();
-        remote.current_id.store(h.id, Ordering::Relaxed);
         remote.in_task.store(true, Ordering::Relaxed);
         self.current.set(Some(g.as_ptr()));
         // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
@@ -372,7 +377,7 @@ impl Worker {
             Some(Request::Park) => {
                 // Counted before it can be seen PARKED, so the waker's decrement never
                 // comes first.
-                let counted = h.deadlockable.load(Ordering::Relaxed);
+                let counted = super::wait::deadlockable(h.wait.load(Ordering::Relaxed));
                 if counted {
                     self.shared.parked_untimed.fetch_add(1, Ordering::SeqCst);
                 }
@@ -387,6 +392,8 @@ impl Worker {
                     // consumed here and it runs again soon.
                     h.state.store(RUNNING, Ordering::Relaxed);
                     self.push_woken_self(g);
+                } else {
+                    Counters::bump(&counters.parks, 1);
                 }
             }
             None => self.finished(g),
@@ -418,6 +425,11 @@ impl Worker {
             Stack::new(h.stack_size())
         };
         let stack = match stack {
+            Ok(s) if self.shared.stack_stats => {
+                // Measured from now: drop what a previous owner touched.
+                s.release_memory();
+                s
+            }
             Ok(s) => s,
             Err(e) => {
                 let err = super::spawn::SpawnError::stack(h, e);
@@ -426,6 +438,7 @@ impl Worker {
                 return false;
             }
         };
+        let body = stack.body();
         let fiber = make_fiber(g, stack);
         // SAFETY: `g` is unstarted and owned by this worker: nobody else touches its fiber.
         unsafe { *h.fiber() = Some(fiber) };
@@ -433,7 +446,13 @@ impl Worker {
         Counters::bump(&self.counters().started, 1);
         if h.migratable {
             let mut map = self.shared.migratable.lock();
-            map.insert(h.id, g.clone());
+            map.insert(
+                h.id,
+                Entry {
+                    g: g.clone(),
+                    stack: body,
+                },
+            );
             // A worker beginning shutdown cancels what is in this map when it looks;
             // one that looked before this insert read `shutdown` first, so under the
             // lock we see it too and cancel the coroutine ourselves.
@@ -442,9 +461,12 @@ impl Worker {
             }
             drop(map);
         } else {
-            let mut reg = self.registry.borrow_mut();
+            let mut reg = self.remote().registry.lock();
             h.slot.store(reg.len() as u32, Ordering::Relaxed);
-            reg.push(g.clone());
+            reg.push(Entry {
+                g: g.clone(),
+                stack: body,
+            });
         }
         true
     }
@@ -459,17 +481,28 @@ impl Worker {
 
     fn finished(&self, g: G) {
         let h = &g.header;
-        // SAFETY: the coroutine has returned; this worker owns it.
-        let fiber = unsafe { h.fiber() }
-            .take()
-            .expect("finished coroutine has a fiber");
-        let stack = fiber.into_stack();
-        if h.stack_size() == 0 {
-            self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
+        if self.shared.stack_stats {
+            let body = if h.migratable {
+                self.shared.migratable.lock().get(&h.id).map(|e| e.stack)
+            } else {
+                let i = h.slot.load(Ordering::Relaxed) as usize;
+                self.remote().registry.lock().get(i).map(|e| e.stack)
+            };
+            if let Some(body) = body {
+                let hw = crate::coroutine::stack::high_water(body);
+                self.shared
+                    .stack_high_water_max
+                    .fetch_max(hw, Ordering::Relaxed);
+            }
         }
+        // Counted before it leaves the registry, which publishes both (release): a
+        // reader that sees it gone from `live` sees it in `finished`.
+        Counters::bump(&self.counters().finished, 1);
+        // Out of the registry before its stack goes back to the pool: a reader that
+        // finds it there (`dump`) may look at the stack's pages.
         if h.migratable {
             let mut map = self.shared.migratable.lock();
-            map.remove(&h.id);
+            let e = map.remove(&h.id);
             let last = map.is_empty();
             drop(map);
             if last && self.shared.shutdown.load(Ordering::SeqCst) {
@@ -480,15 +513,23 @@ impl Worker {
                     self.shared.unpark_worker(i);
                 }
             }
+            drop(e);
         } else {
-            let mut reg = self.registry.borrow_mut();
+            let mut reg = self.remote().registry.lock();
             let i = h.slot.load(Ordering::Relaxed) as usize;
             reg.swap_remove(i);
             if let Some(moved) = reg.get(i) {
-                moved.header.slot.store(i as u32, Ordering::Relaxed);
+                moved.g.header.slot.store(i as u32, Ordering::Relaxed);
             }
         }
-        Counters::bump(&self.counters().finished, 1);
+        // SAFETY: the coroutine has returned; this worker owns it.
+        let fiber = unsafe { h.fiber() }
+            .take()
+            .expect("finished coroutine has a fiber");
+        let stack = fiber.into_stack();
+        if h.stack_size() == 0 {
+            self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
+        }
     }
 
     // ---- Ps ----
@@ -526,7 +567,7 @@ impl Worker {
     /// workers wakes each side this way, thousands of times a second).
     fn spin_for_work(&self) -> bool {
         let searching = self.searching.get();
-        if !searching && self.registry.borrow().is_empty() {
+        if !searching && self.remote().registry.len() == 0 {
             return false;
         }
         // Spinning pays only if work tends to arrive within it. When the last
@@ -601,6 +642,7 @@ impl Worker {
                 || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
         };
         let _idle = super::deadlock::Idle::enter();
+        self.counters().note_sleep(self.shared.epoch);
         let searching = if net.is_active() && !soon {
             self.shared.idle.sleep(self.index, has_work, || {
                 parker.park_polling(deadline, |d| {
@@ -614,6 +656,7 @@ impl Worker {
                 .idle
                 .sleep(self.index, has_work, || parker.park(deadline))
         };
+        self.counters().note_wake(self.shared.epoch);
         self.searching.set(searching);
     }
 
@@ -643,16 +686,29 @@ impl Worker {
             }
         }
         drop(self.timers.borrow_mut().clear());
-        let mut victims: Vec<G> = self.registry.borrow().clone();
+        let mut victims: Vec<G> = self
+            .remote()
+            .registry
+            .lock()
+            .iter()
+            .map(|e| e.g.clone())
+            .collect();
         // Migratable coroutines belong to no worker: every worker cancels those it
         // sees (cancelling twice is harmless) and stays until all have ended, so a
         // wake-up sent to any worker's inbox still finds it running.
-        victims.extend(self.shared.migratable.lock().values().cloned());
+        victims.extend(self.shared.migratable.lock().values().map(|e| e.g.clone()));
         victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
             // Unwinding would abort the process: leak the parked coroutines instead
             // (their stacks stay mapped; their destructors do not run).
-            for g in self.registry.borrow_mut().drain(..) {
+            let all: Vec<G> = self
+                .remote()
+                .registry
+                .lock()
+                .drain(..)
+                .map(|e| e.g)
+                .collect();
+            for g in all {
                 // SAFETY: this worker owns its started coroutines.
                 std::mem::forget(unsafe { g.header.fiber() }.take());
                 self.abandon(&g, Box::new(crate::Cancelled));
@@ -668,7 +724,7 @@ impl Worker {
     }
 
     fn is_drained(&self) -> bool {
-        self.registry.borrow().is_empty()
+        self.remote().registry.len() == 0
             && !self.has_local_work()
             && self.shared.migratable.lock().is_empty()
     }

@@ -101,8 +101,16 @@ impl Barrier {
         // Loop: a party of the next round queued before the wake-up of this one is woken
         // too early, sees its round still open, and waits again.
         while same_round() {
-            self.queue
-                .wait(WaitOpts::default(), same_round, || {}, |_| {}, |_| {});
+            self.queue.wait(
+                WaitOpts {
+                    reason: crate::runtime::park::Reason::Barrier,
+                    ..WaitOpts::default()
+                },
+                same_round,
+                || {},
+                |_| {},
+                |_| {},
+            );
         }
         BarrierWaitResult(false)
     }

@@ -176,6 +176,7 @@ impl Condvar {
             WaitOpts {
                 deadline,
                 requeue_since: None,
+                reason: crate::runtime::park::Reason::Condvar,
             },
             || true,
             || {

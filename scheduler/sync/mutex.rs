@@ -27,7 +27,7 @@
 
 use super::sema::{Park, WaitOpts, WaitQueue, Wake, HANDOFF};
 use crate::loom::sync::atomic::{spin_loop_hint, AtomicU32, Ordering};
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{Reason, Waiter};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -156,6 +156,7 @@ impl<P: Park> RawMutex<P> {
                 WaitOpts {
                     deadline: None,
                     requeue_since: since,
+                    reason: Reason::Mutex,
                 },
                 || self.set_parked(woken),
                 || {},
@@ -358,6 +359,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.lock();
         MutexGuard {
             mutex: self,

@@ -177,7 +177,10 @@ impl<T> OnceLock<T> {
                 Err(COMPLETE) => return,
                 Err(_) => {
                     self.queue.wait(
-                        WaitOpts::default(),
+                        WaitOpts {
+                            reason: crate::runtime::park::Reason::Once,
+                            ..WaitOpts::default()
+                        },
                         || self.state.load(Ordering::Acquire) == RUNNING,
                         || {},
                         |_| {},

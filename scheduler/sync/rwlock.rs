@@ -12,7 +12,7 @@
 use super::mutex::RawMutex;
 use super::sema::{Park, Sema};
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{Reason, Waiter};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -47,10 +47,10 @@ struct Finish<'a, P: Park> {
 impl<P: Park> Drop for Finish<'_, P> {
     fn drop(&mut self) {
         if self.write {
-            self.lock.writer_sem.acquire();
+            self.lock.writer_sem.acquire(Reason::RwLockWrite);
             self.lock.write_unlock();
         } else {
-            self.lock.reader_sem.acquire();
+            self.lock.reader_sem.acquire(Reason::RwLockRead);
             self.lock.read_unlock();
         }
     }
@@ -86,7 +86,7 @@ impl<P: Park> RawRwLock<P> {
                 lock: self,
                 write: false,
             };
-            self.reader_sem.acquire();
+            self.reader_sem.acquire(Reason::RwLockRead);
             std::mem::forget(finish);
         }
     }
@@ -130,7 +130,7 @@ impl<P: Park> RawRwLock<P> {
                 lock: self,
                 write: true,
             };
-            self.writer_sem.acquire();
+            self.writer_sem.acquire(Reason::RwLockWrite);
             std::mem::forget(finish);
         }
     }
@@ -243,6 +243,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.read();
         RwLockReadGuard {
             lock: self,
@@ -274,6 +275,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 2);
     /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::runtime::budget::consume();
         self.raw.write();
         RwLockWriteGuard {
             lock: self,

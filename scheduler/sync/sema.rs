@@ -30,7 +30,7 @@
 
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{Reason, Waiter};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -52,10 +52,11 @@ pub(crate) trait Park: Clone {
     fn current() -> Self;
     /// Wakes this waiter, or makes its next park return at once.
     fn unpark(&self);
-    /// Parks the caller (may return spuriously; may unwind when cancelled).
-    fn park();
+    /// Parks the caller (may return spuriously; may unwind when cancelled), waiting
+    /// on `reason` (shown by `corun::dump`).
+    fn park(reason: Reason);
     /// As [`Park::park`], returning by `deadline` at the latest.
-    fn park_until(deadline: Instant);
+    fn park_until(deadline: Instant, reason: Reason);
 }
 
 impl Park for Waiter {
@@ -68,12 +69,12 @@ impl Park for Waiter {
         Waiter::unpark(self)
     }
     #[inline]
-    fn park() {
-        crate::runtime::park::park()
+    fn park(reason: Reason) {
+        crate::runtime::park::park_for(reason)
     }
     #[inline]
-    fn park_until(deadline: Instant) {
-        crate::runtime::park::park_until(deadline)
+    fn park_until(deadline: Instant, reason: Reason) {
+        crate::runtime::park::park_until_for(deadline, reason)
     }
 }
 
@@ -125,6 +126,8 @@ pub(crate) struct WaitOpts {
     /// Re-queue at the front, keeping this start time (a woken waiter that lost the
     /// race goes back first in line, as Go's `queueLifo`).
     pub(crate) requeue_since: Option<Instant>,
+    /// What the waiter waits on, for `corun::dump`.
+    pub(crate) reason: Reason,
 }
 
 impl<P: Park> WaitQueue<P> {
@@ -204,7 +207,7 @@ impl<P: Park> WaitQueue<P> {
                 };
             }
             match opts.deadline {
-                None => P::park(),
+                None => P::park(opts.reason),
                 Some(d) => {
                     if Instant::now() >= d {
                         let on_leave = guard.on_leave.take();
@@ -217,7 +220,7 @@ impl<P: Park> WaitQueue<P> {
                             },
                         };
                     }
-                    P::park_until(d);
+                    P::park_until(d, opts.reason);
                 }
             }
         }
@@ -357,20 +360,21 @@ impl<P: Park> Sema<P> {
         false
     }
 
-    /// Takes a permit, parking until one is handed over.
-    pub(crate) fn acquire(&self) {
-        self.acquire_until(None);
+    /// Takes a permit, parking on `reason` until one is handed over.
+    pub(crate) fn acquire(&self, reason: Reason) {
+        self.acquire_until(None, reason);
     }
 
-    /// Takes a permit, parking until one is handed over or `deadline` passes; returns
-    /// whether it got one.
-    pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+    /// Takes a permit, parking on `reason` until one is handed over or `deadline`
+    /// passes; returns whether it got one.
+    pub(crate) fn acquire_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
         if self.try_acquire() {
             return true;
         }
         let opts = WaitOpts {
             deadline,
             requeue_since: None,
+            reason,
         };
         loop {
             match self.queue.wait(
@@ -440,10 +444,10 @@ pub(crate) mod loom_tests {
         fn unpark(&self) {
             self.0.unpark()
         }
-        fn park() {
+        fn park(_reason: Reason) {
             loom::thread::park()
         }
-        fn park_until(_deadline: Instant) {
+        fn park_until(_deadline: Instant, _reason: Reason) {
             loom::thread::park()
         }
     }
@@ -453,7 +457,7 @@ pub(crate) mod loom_tests {
         loom::model(|| {
             let s = Arc::new(Sema::<LoomPark<false>>::new(0));
             let s2 = s.clone();
-            let t = loom::thread::spawn(move || s2.acquire());
+            let t = loom::thread::spawn(move || s2.acquire(Reason::Semaphore));
             s.release(1);
             t.join().unwrap();
             assert_eq!(s.available(), 0);
@@ -465,8 +469,8 @@ pub(crate) mod loom_tests {
         loom::model(|| {
             let s = Arc::new(Sema::<LoomPark<false>>::new(0));
             let (a, b) = (s.clone(), s.clone());
-            let ta = loom::thread::spawn(move || a.acquire());
-            let tb = loom::thread::spawn(move || b.acquire());
+            let ta = loom::thread::spawn(move || a.acquire(Reason::Semaphore));
+            let tb = loom::thread::spawn(move || b.acquire(Reason::Semaphore));
             s.release(1);
             s.release(1);
             ta.join().unwrap();

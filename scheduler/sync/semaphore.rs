@@ -1,6 +1,7 @@
 //! `Semaphore`: counted permits on [`Sema`](super::sema::Sema).
 
 use super::sema::Sema;
+use crate::runtime::park::Reason;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,8 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
-        self.sema.acquire();
+        crate::runtime::budget::consume();
+        self.sema.acquire(Reason::Semaphore);
         SemaphorePermit { sem: self }
     }
 
@@ -98,7 +100,7 @@ impl Semaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         self.sema
-            .acquire_until(Some(Instant::now() + timeout))
+            .acquire_until(Some(Instant::now() + timeout), Reason::Semaphore)
             .then(|| SemaphorePermit { sem: self })
     }
 

@@ -106,7 +106,10 @@ impl WaitGroup {
     pub fn wait(&self) {
         while self.inner.count.load(Ordering::Acquire) != 0 {
             self.inner.queue.wait(
-                WaitOpts::default(),
+                WaitOpts {
+                    reason: crate::runtime::park::Reason::WaitGroup,
+                    ..WaitOpts::default()
+                },
                 || self.inner.count.load(Ordering::Acquire) != 0,
                 || {},
                 |_| {},

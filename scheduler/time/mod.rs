@@ -36,6 +36,6 @@ pub fn sleep_until(deadline: Instant) {
         return;
     }
     while Instant::now() < deadline {
-        park::park_until(deadline);
+        park::park_until_for(deadline, park::Reason::Sleep);
     }
 }

@@ -1,0 +1,49 @@
+//! The cooperative budget (tokio's coop): operations that may wait but complete at
+//! once still count, so a loop of ready channel or lock operations cannot hold its
+//! worker forever.
+//!
+//! Each switch into a coroutine gives it [`BUDGET`] operations. Channel sends,
+//! receives and selects, and `sync` lock acquisitions call [`consume`] first; once
+//! the budget is spent the next such call yields (the other runnable coroutines of
+//! the worker run, the budget refills when the coroutine runs again) and is counted
+//! in the metrics (`budget_yields`). A wait that parks refills it too, since the
+//! coroutine is switched in again afterwards. `try_` operations never count: they
+//! never wait. The budget lives in the worker, not the coroutine: it is the
+//! coroutine's only while it runs.
+
+/// Operations a coroutine may complete without yielding, per turn on its worker.
+pub(crate) const BUDGET: u32 = 128;
+
+/// Counts one operation against the running coroutine's budget, yielding first if
+/// it is spent. Does nothing outside a coroutine. Not a cancellation point.
+#[inline]
+pub(crate) fn consume() {
+    #[cfg(not(loom))]
+    {
+        use super::context;
+        use super::metrics::Counters;
+        use super::task::Request;
+        let spent = context::with_worker(|w| {
+            if w.current.get().is_none() {
+                return false;
+            }
+            match w.budget.get() {
+                0 => {
+                    Counters::bump(&w.counters().budget_yields, 1);
+                    true
+                }
+                b => {
+                    w.budget.set(b - 1);
+                    false
+                }
+            }
+        });
+        if spent == Some(true) {
+            context::with_current(|t| {
+                // SAFETY: `current` is set, so we are that coroutine, running on its
+                // own stack. The worker refills the budget when it resumes us.
+                unsafe { t.header.suspend(Request::Yield) }
+            });
+        }
+    }
+}

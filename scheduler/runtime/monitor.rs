@@ -1,0 +1,133 @@
+//! The runtime's monitor thread: today it prints the schedtrace; Go's sysmon
+//! (hand-off of a stuck worker's queue) will grow here.
+//!
+//! Started only when asked (`CORUN_SCHEDTRACE=<ms>` or
+//! [`RuntimeBuilder::schedtrace`](crate::RuntimeBuilder::schedtrace)); dropping the
+//! `Runtime` stops and joins it before the workers. It only reads what any thread may
+//! read of the runtime (atomics, the queues' lengths), so a worker stuck in a hog
+//! does not stop it.
+
+use super::shared::Shared;
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running monitor thread.
+pub(crate) struct Monitor {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Monitor {
+    /// Starts the thread, printing a schedtrace line every `schedtrace`.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        name: &str,
+        schedtrace: Duration,
+    ) -> io::Result<Monitor> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (sh, st) = (shared.clone(), stop.clone());
+        shared
+            .monitor
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let thread = thread::Builder::new()
+            .name(format!("{name}-monitor"))
+            .spawn(move || run(&sh, &st, schedtrace));
+        match thread {
+            Ok(t) => Ok(Monitor {
+                stop,
+                thread: Some(t),
+                shared,
+            }),
+            Err(e) => {
+                shared
+                    .monitor
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    /// Stops the thread and waits for it.
+    fn drop(&mut self) {
+        *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.shared
+            .monitor
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar), every: Duration) {
+    let every = every.max(Duration::from_millis(1));
+    let mut next = Instant::now() + every;
+    let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        // Checked before every wait: a stop may come before this thread first runs.
+        if *stopped {
+            return;
+        }
+        let now = Instant::now();
+        if now < next {
+            stopped = stop
+                .1
+                .wait_timeout(stopped, next - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        }
+        next += every;
+        if next < now {
+            next = now + every; // fell behind (a suspended process): do not burst
+        }
+        let line = schedtrace_line(shared);
+        let _ = writeln!(io::stderr().lock(), "{line}");
+    }
+}
+
+/// One schedtrace line, as Go's `schedtrace`:
+///
+/// `SCHED 1002ms: workers=2 idleprocs=1 threads=4 spinningthreads=0 runqueue=0
+/// [0 3] live=12 steals=4 handoffs=0 budgetyields=0`
+///
+/// (one line): time since the runtime started, workers (Ps), workers asleep, the
+/// runtime's threads, workers searching for work, the global queue, each worker's
+/// local queue, live coroutines, steals, queue hand-offs (sysmon's, 0 until it
+/// exists), yields forced by the cooperative budget.
+pub(crate) fn schedtrace_line(shared: &Shared) -> String {
+    let m = shared.metrics();
+    let (awake, searching) = shared.idle.snapshot();
+    let workers = m.workers.len();
+    let mut s = format!(
+        "SCHED {}ms: workers={} idleprocs={} threads={} spinningthreads={} runqueue={} [",
+        shared.epoch.elapsed().as_millis(),
+        workers,
+        workers.saturating_sub(awake),
+        m.threads,
+        searching,
+        m.global_queue,
+    );
+    for (i, w) in m.workers.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{}", w.local_queue);
+    }
+    let _ = write!(
+        s,
+        "] live={} steals={} handoffs={} budgetyields={}",
+        m.live,
+        m.steals(),
+        m.handoffs,
+        m.budget_yields()
+    );
+    s
+}
