@@ -27,10 +27,12 @@ fn main() {
             "no_report_while_a_blocking_call_is_pending",
             check_not_reported,
         ),
+        ("sigquit_prints_the_dump", check_sigquit_dump),
     ] {
         let t0 = Instant::now();
         let out = Command::new(std::env::current_exe().unwrap())
             .env("DEADLOCK_CHILD", name)
+            .env("CORUN_DUMP_ON_SIGQUIT", "1")
             .env_remove("CORUN_DEADLOCK")
             .output()
             .unwrap();
@@ -107,6 +109,18 @@ fn check_reported(name: &str, out: &std::process::Output) -> Result<(), String> 
     }
     if String::from_utf8_lossy(&out.stdout).contains("unreachable") {
         return Err("the program went on".into());
+    }
+    Ok(())
+}
+
+fn check_sigquit_dump(_: &str, out: &std::process::Output) -> Result<(), String> {
+    check_not_reported("", out)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !err.contains("SIGQUIT: corun dump") {
+        return Err("no dump on SIGQUIT".into());
+    }
+    if !err.contains("\"parked-one\" [chan receive, ") {
+        return Err("the dump does not show the parked coroutine".into());
     }
     Ok(())
 }
@@ -200,6 +214,20 @@ fn child(which: &str) {
             });
             assert_eq!(waiter.join().unwrap(), 3);
             caller.join().unwrap();
+            println!("done");
+        }
+        "sigquit_prints_the_dump" => {
+            let (tx, rx) = corun::chan::bounded::<u32>(0);
+            let h = corun::Builder::new()
+                .name("parked-one")
+                .spawn_on(rt.handle(), move || rx.recv().unwrap())
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: raise(3) on our own process; the handler only writes a pipe.
+            unsafe { libc::raise(libc::SIGQUIT) };
+            std::thread::sleep(Duration::from_millis(500));
+            tx.send(9).unwrap();
+            assert_eq!(h.join().unwrap(), 9);
             println!("done");
         }
         other => panic!("no scenario {other}"),

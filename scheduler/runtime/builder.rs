@@ -226,6 +226,7 @@ impl RuntimeBuilder {
             }
         }
         super::deadlock::register(&shared);
+        super::sigquit::install_from_env();
         let sh = shared.clone();
         let sysmon = thread::Builder::new()
             .name(format!("{}-sysmon", self.name))

@@ -24,6 +24,7 @@ pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod scope;
 pub(crate) mod shared;
+pub(crate) mod sigquit;
 pub(crate) mod spawn;
 pub(crate) mod sysmon;
 pub(crate) mod task;

@@ -33,6 +33,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     // Sysmon never holds up a coroutine: for deadlock detection it is always idle.
     let _idle = super::deadlock::Idle::enter();
     let mut dead = super::deadlock::Watch::default();
+    let mut dumped = super::sigquit::generation();
     let start = Instant::now();
     let mut seen = vec![
         Seen {
@@ -122,6 +123,11 @@ pub(crate) fn run(shared: Arc<Shared>) {
             starved_rounds = 0;
         }
         dead.look(&shared);
+        let g = super::sigquit::generation();
+        if g != dumped {
+            dumped = g;
+            eprintln!("SIGQUIT: corun dump\n{}", super::dump::dump(&shared));
+        }
         if acted {
             idle_rounds = 0;
             delay = MIN_DELAY;
