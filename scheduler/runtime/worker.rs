@@ -585,13 +585,17 @@ impl Worker {
                 return false;
             }
         }
-        for _ in 0..SPIN_ROUNDS {
+        // With sockets registered here, readiness arrives in the poller, not the
+        // queues: look there too now and then (Go's spinning M polls the netpoller).
+        let net = self.remote().net.is_active();
+        for round in 0..SPIN_ROUNDS {
             for _ in 0..32 {
                 std::hint::spin_loop();
             }
             if self.has_local_work()
                 || searching && self.shared.has_portable_work()
                 || self.timers_due()
+                || net && round % 16 == 15 && self.poll_net()
             {
                 self.spin_fails.set(0);
                 return true;
