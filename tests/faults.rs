@@ -532,3 +532,93 @@ fn a_panic_while_holding_a_corun_mutex_releases_it_to_the_waiters() {
     );
     assert_eq!(*rw.try_write().expect("the rwlock is free"), 1);
 }
+
+// ---- the sanitizer run sees into coroutines (.ci/sanitize sets CORUN_SANITIZER) ----
+
+fn under_asan() -> bool {
+    std::env::var("CORUN_SANITIZER").as_deref() == Ok("address")
+}
+
+#[test]
+#[ignore = "helper: run in a child process by asan_sees_into_coroutines"]
+fn child_asan_canary() {
+    let Ok(which) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let h = corun::spawn(move || {
+        corun::yield_now(); // on the coroutine's own stack, after a switch
+        match which.as_str() {
+            "use-after-free" => {
+                let b = Box::new([7u8; 64]);
+                let p: *const u8 = &b[0];
+                drop(b);
+                // SAFETY: none; this is the bug the sanitizer must report.
+                println!("{}", unsafe { std::ptr::read_volatile(p) });
+            }
+            "stack-overflow-read" => {
+                let a = std::hint::black_box([1u8; 16]);
+                let i = std::hint::black_box(20usize);
+                let p = a.as_ptr();
+                // SAFETY: none; an out-of-bounds read of a coroutine's local.
+                println!("{}", unsafe { std::ptr::read_volatile(p.add(i)) });
+            }
+            "leak" => std::mem::forget(std::hint::black_box(Box::new([3u8; 4096]))),
+            "parked-holder" => {
+                // The only pointer to this box lives on a parked coroutine's stack
+                // when the process exits: not a leak.
+                let b = std::hint::black_box(Box::new([5u8; 4096]));
+                corun::spawn(move || {
+                    let b = b;
+                    loop {
+                        corun::park();
+                        std::hint::black_box(&b);
+                    }
+                });
+            }
+            _ => panic!("unknown canary {which}"),
+        }
+    });
+    h.join().unwrap();
+    println!("\n{CHILD_DONE}");
+}
+
+#[test]
+fn asan_sees_into_coroutines() {
+    if !under_asan() {
+        eprintln!(
+            "SKIPPED asan_sees_into_coroutines: not an AddressSanitizer build (.ci/sanitize)"
+        );
+        return;
+    }
+    for (canary, report) in [
+        ("use-after-free", Some("heap-use-after-free")),
+        ("stack-overflow-read", Some("stack-buffer-overflow")),
+        ("leak", Some("LeakSanitizer: detected memory leaks")),
+        ("parked-holder", None),
+    ] {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new(exe)
+            .args([
+                "--exact",
+                "child_asan_canary",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, canary)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        match report {
+            Some(r) => assert!(
+                !out.status.success() && stderr.contains(r),
+                "{canary}: no `{r}` report: {:?}\n{stderr}",
+                out.status
+            ),
+            None => assert!(
+                out.status.success() && !stderr.contains("LeakSanitizer"),
+                "{canary}: {:?}\n{stderr}",
+                out.status
+            ),
+        }
+    }
+}
