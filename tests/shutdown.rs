@@ -416,7 +416,6 @@ fn dropping_the_runtime_unwinds_coroutines_parked_on_channels_locks_and_sockets(
         corun::park();
     });
     spawn("join", Box::new(move || drop(parked.join())));
-    drop(spawn);
 
     let n = handles.len();
     while started.load(Ordering::SeqCst) < n {
@@ -529,7 +528,7 @@ fn spawns_racing_the_drop_either_fail_or_end() {
         let spawner = std::thread::spawn(move || {
             let mut ok = Vec::new();
             loop {
-                match corun::Builder::new().spawn_on(&handle, || corun::yield_now()) {
+                match corun::Builder::new().spawn_on(&handle, corun::yield_now) {
                     Ok(h) => ok.push(h),
                     Err(e) => return (ok, e),
                 }
