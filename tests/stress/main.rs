@@ -81,13 +81,14 @@ fn tcp_soak() {
 
 // ---- the suite can fail: a deliberate lost wake-up and a deliberate lost token ----
 
-fn run_mix_child(inject: &str) -> std::process::Output {
+/// Runs the mix (3,000 tasks) in a child with a deliberate bug; `watchdog` bounds it.
+fn run_mix_child(inject: &str, watchdog: u64) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "mix", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, inject)
         .env("CORUN_STRESS_INJECT", inject)
         .env("CORUN_STRESS_TASKS", "3000")
-        .env("CORUN_STRESS_WATCHDOG_SECS", "3")
+        .env("CORUN_STRESS_WATCHDOG_SECS", watchdog.to_string())
         .env_remove("CORUN_STRESS")
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -99,7 +100,8 @@ fn the_watchdog_catches_a_lost_wakeup() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let out = run_mix_child("hang");
+    // Every batch has a task that never ends: the watchdog must fire (soon).
+    let out = run_mix_child("hang", 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
@@ -117,7 +119,8 @@ fn the_checksums_catch_a_lost_token() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let out = run_mix_child("lose");
+    // The watchdog must not fire here, however slow the machine.
+    let out = run_mix_child("lose", 120);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -25,7 +25,7 @@ use crate::common::{mix64, say, Rng, Watchdog};
 use corun::chan::{self, Receiver, Sender};
 use corun::sync::{Condvar, Mutex, RwLock, Semaphore};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,8 @@ struct PanicTok(u64);
 struct Shared {
     seed: u64,
     inject: Option<String>,
+    /// `inject = lose`: set by the receiver that forgets its token.
+    lost_one: AtomicBool,
     ran: Vec<AtomicU8>,
     finished: Vec<AtomicU8>,
     closure_drops: Vec<AtomicU8>,
@@ -143,6 +145,7 @@ impl Shared {
         Shared {
             seed: cfg.seed,
             inject: cfg.inject.clone(),
+            lost_one: AtomicBool::new(false),
             ran: atomics(n),
             finished: atomics(n),
             closure_drops: atomics(n),
@@ -462,7 +465,7 @@ fn run_job(sh: &Arc<Shared>, i: usize, job: Job, env: &BatchEnvShare) -> u64 {
                     }
                 },
             };
-            if sh.inject.as_deref() == Some("lose") && i % 97 == 0 {
+            if sh.inject.as_deref() == Some("lose") && !sh.lost_one.swap(true, SeqCst) {
                 std::mem::forget(tok); // the deliberate bug: a token vanishes
             } else {
                 tok.received();

@@ -224,7 +224,19 @@ fn client(
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    // A long soak can run out of ephemeral ports where closed connections wait in
+    // TIME_WAIT (loopback reuses them by default): wait for one to free up.
+    let mut tries = 0;
+    let s = loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => break s,
+            Err(e) if e.kind() == ErrorKind::AddrNotAvailable && tries < 6000 => {
+                tries += 1;
+                corun::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("connect to {addr}: {e}"),
+        }
+    };
     s.set_nodelay(true).unwrap();
     s
 }
