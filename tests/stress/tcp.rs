@@ -20,6 +20,7 @@ use crate::common::{mix64, say, Rng, Watchdog};
 use corun::net::TcpStream;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -72,12 +73,23 @@ pub fn run(seed: u64, secs: Duration) {
         "tcp soak: seed {seed} (reproduce: CORUN_STRESS_SEED={seed}), {:.0} s",
         secs.as_secs_f64()
     ));
-    let mut child = Command::new(&echo)
-        .args(["server", "127.0.0.1:0"])
+    let mut cmd = Command::new(&echo);
+    cmd.args(["server", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the echo example");
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // prctl, which is async-signal-safe. The server dies with this test's thread,
+    // also when the watchdog aborts the process (no destructor runs then).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = cmd.spawn().expect("starting the echo example");
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
