@@ -178,11 +178,33 @@ impl Shared {
     }
 
     fn report(&self, cfg: &Config) -> String {
+        // The tasks that started and are still alive (closure not dropped, no end
+        // marked): where the hang is. Victims count only if they were not cancelled.
+        let mut stuck = Vec::new();
+        for start in (0..cfg.tasks).step_by(cfg.batch) {
+            let end = (start + cfg.batch).min(cfg.tasks);
+            for (k, job) in plan(cfg.seed, start, end).into_iter().enumerate() {
+                let i = start + k;
+                if self.ran[i].load(SeqCst) == 1
+                    && self.finished[i].load(SeqCst) == 0
+                    && self.closure_drops[i].load(SeqCst) == 0
+                {
+                    stuck.push(format!("task {i} {job:?}"));
+                }
+            }
+        }
+        let shown = stuck.len().min(40);
+        let stuck = format!(
+            "{} tasks started and not ended: {}{}",
+            stuck.len(),
+            stuck[..shown].join(", "),
+            if shown < stuck.len() { ", ..." } else { "" }
+        );
         format!(
             "seed {seed} (reproduce: CORUN_STRESS_SEED={seed}), {tasks} tasks, {w} workers, \
              {cs} coroutine + {ts} thread spawners, batches of {b}\n\
              progress: {j} joined ({ok} ok, {p} panicked, {c} cancelled), {bt} batches done, \
-             {sd} spawners done, {sp} coroutines spawned, mailbox holds {mb}",
+             {sd} spawners done, {sp} coroutines spawned, mailbox holds {mb}\n{stuck}",
             seed = cfg.seed,
             tasks = cfg.tasks,
             w = cfg.workers,
