@@ -467,3 +467,158 @@ fn unmappable_stacks_fail_only_their_coroutines() {
     assert_eq!(warnings.len(), 1, "want one warning, stderr:\n{stderr}");
     assert!(warnings[0].contains("vm.max_map_count"), "{}", warnings[0]);
 }
+
+// ---- a panic while holding a corun::sync lock ----
+
+/// `corun::sync` locks do not poison: a coroutine that panics holding one releases it
+/// as its guard drops during the unwind; what it wrote before the panic stays, and
+/// the coroutines queued behind it (parked, some in hand-off mode) all get it.
+#[test]
+fn a_panic_while_holding_a_corun_mutex_releases_it_to_the_waiters() {
+    use corun::sync::{Mutex, RwLock};
+    use std::time::Duration;
+    const WAITERS: u64 = 20;
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let m = Arc::new(Mutex::new(0u64));
+    let rw = Arc::new(RwLock::new(0u64));
+    let (held_tx, held_rx) = corun::chan::bounded::<()>(0);
+    let (go_tx, go_rx) = corun::chan::bounded::<()>(0);
+    let (m2, rw2) = (m.clone(), rw.clone());
+    let holder = rt.spawn(move || {
+        let mut g = m2.lock();
+        let mut w = rw2.write();
+        *g = 1;
+        *w = 1;
+        held_tx.send(()).unwrap();
+        go_rx.recv().unwrap(); // parks holding both locks
+        std::panic::panic_any("the holder panics");
+    });
+    held_rx.recv().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut waiters = Vec::new();
+    for i in 0..WAITERS {
+        let (m, rw, started) = (m.clone(), rw.clone(), started.clone());
+        waiters.push(rt.spawn(move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            if i % 2 == 0 {
+                *m.lock() += 10;
+                0
+            } else {
+                *rw.read()
+            }
+        }));
+    }
+    // A plain thread waits too.
+    let m3 = m.clone();
+    let thread = std::thread::spawn(move || *m3.lock() += 10);
+    while started.load(Ordering::SeqCst) < WAITERS as usize {
+        std::thread::yield_now();
+    }
+    // Long enough that the waiters are parked and the unlock hands off (> 1 ms).
+    std::thread::sleep(Duration::from_millis(20));
+    go_tx.send(()).unwrap();
+    let e = holder.join().unwrap_err();
+    assert_eq!(e.downcast_ref::<&str>(), Some(&"the holder panics"));
+    for (i, w) in waiters.into_iter().enumerate() {
+        let v = w.join().expect("a waiter failed");
+        if i % 2 == 1 {
+            assert_eq!(v, 1, "a reader saw the value the holder wrote");
+        }
+    }
+    thread.join().unwrap();
+    assert_eq!(
+        *m.try_lock().expect("the mutex is free"),
+        1 + 10 * (WAITERS / 2) + 10
+    );
+    assert_eq!(*rw.try_write().expect("the rwlock is free"), 1);
+}
+
+// ---- the sanitizer run sees into coroutines (.ci/sanitize sets CORUN_SANITIZER) ----
+
+fn under_asan() -> bool {
+    std::env::var("CORUN_SANITIZER").as_deref() == Ok("address")
+}
+
+#[test]
+#[ignore = "helper: run in a child process by asan_sees_into_coroutines"]
+fn child_asan_canary() {
+    let Ok(which) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let h = corun::spawn(move || {
+        corun::yield_now(); // on the coroutine's own stack, after a switch
+        match which.as_str() {
+            "use-after-free" => {
+                let b = Box::new([7u8; 64]);
+                let p: *const u8 = &b[0];
+                drop(b);
+                // SAFETY: none; this is the bug the sanitizer must report.
+                println!("{}", unsafe { std::ptr::read_volatile(p) });
+            }
+            "stack-overflow-read" => {
+                let a = std::hint::black_box([1u8; 16]);
+                let i = std::hint::black_box(20usize);
+                let p = a.as_ptr();
+                // SAFETY: none; an out-of-bounds read of a coroutine's local.
+                println!("{}", unsafe { std::ptr::read_volatile(p.add(i)) });
+            }
+            "leak" => std::mem::forget(std::hint::black_box(Box::new([3u8; 4096]))),
+            "parked-holder" => {
+                // The only pointer to this box lives on a parked coroutine's stack
+                // when the process exits: not a leak.
+                let b = std::hint::black_box(Box::new([5u8; 4096]));
+                corun::spawn(move || {
+                    let b = b;
+                    loop {
+                        corun::park();
+                        std::hint::black_box(&b);
+                    }
+                });
+            }
+            _ => panic!("unknown canary {which}"),
+        }
+    });
+    h.join().unwrap();
+    println!("\n{CHILD_DONE}");
+}
+
+#[test]
+fn asan_sees_into_coroutines() {
+    if !under_asan() {
+        eprintln!(
+            "SKIPPED asan_sees_into_coroutines: not an AddressSanitizer build (.ci/sanitize)"
+        );
+        return;
+    }
+    for (canary, report) in [
+        ("use-after-free", Some("heap-use-after-free")),
+        ("stack-overflow-read", Some("stack-buffer-overflow")),
+        ("leak", Some("LeakSanitizer: detected memory leaks")),
+        ("parked-holder", None),
+    ] {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new(exe)
+            .args([
+                "--exact",
+                "child_asan_canary",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, canary)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        match report {
+            Some(r) => assert!(
+                !out.status.success() && stderr.contains(r),
+                "{canary}: no `{r}` report: {:?}\n{stderr}",
+                out.status
+            ),
+            None => assert!(
+                out.status.success() && !stderr.contains("LeakSanitizer"),
+                "{canary}: {:?}\n{stderr}",
+                out.status
+            ),
+        }
+    }
+}

@@ -691,3 +691,104 @@ fn a_socket_moves_to_a_live_runtime_when_its_first_one_is_dropped() {
     // Woken by B's poller when the byte came, long before the 20 s timeout.
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
 }
+
+// ---- connect out of file descriptors ----
+
+#[test]
+fn connect_out_of_file_descriptors_is_a_clear_error() {
+    let out = run_child("child_connect_out_of_fds");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(CHILD_DONE),
+        "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+#[ignore = "run as a child by connect_out_of_file_descriptors_is_a_clear_error"]
+fn child_connect_out_of_fds() {
+    if !is_child("child_connect_out_of_fds") {
+        return;
+    }
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let (l, addr) = listener(64);
+    // The workers are up (their pollers exist) before descriptors run out.
+    assert_eq!(rt.block_on(|| 1), 1);
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read or write the one struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur), 0);
+        let lim = libc::rlimit {
+            rlim_cur: open + 16,
+            rlim_max: cur.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let mut fillers = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => fillers.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("opening /dev/null: {e}"),
+        }
+        assert!(fillers.len() < 100_000);
+    }
+    let check = |e: std::io::Error, from: &str| {
+        assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{from}: {e}");
+        assert!(e.to_string().contains("Too many open files"), "{from}: {e}");
+    };
+    // From a coroutine, with and without a timeout, and from a plain thread: an
+    // error at once, not a hang.
+    let r = rt.block_on(move || {
+        (
+            TcpStream::connect(addr).err(),
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).err(),
+        )
+    });
+    check(
+        r.0.expect("connect succeeded with no descriptor left"),
+        "coroutine",
+    );
+    check(
+        r.1.expect("connect_timeout succeeded"),
+        "coroutine, timeout",
+    );
+    let e = std::thread::spawn(move || TcpStream::connect(addr).err())
+        .join()
+        .unwrap();
+    check(e.expect("connect succeeded on a thread"), "thread");
+    // One descriptor free: the socket gets it and the connection completes (into the
+    // listener's queue; accepting it would need another).
+    fillers.pop();
+    let c = rt
+        .block_on(move || TcpStream::connect(addr))
+        .expect("connect with one fd free");
+    drop(c);
+    // All free again: connect, accept, talk.
+    drop(fillers);
+    let s = rt.block_on(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"fd").unwrap();
+        c
+    });
+    let mut n = 0;
+    loop {
+        let (mut a, _) = l.accept().unwrap();
+        let mut buf = [0u8; 2];
+        // The first queued connection was closed without a byte.
+        if a.read(&mut buf).unwrap() == 2 {
+            assert_eq!(&buf, b"fd");
+            break;
+        }
+        n += 1;
+        assert!(n < 3);
+    }
+    drop(s);
+    println!("{CHILD_DONE}");
+}

@@ -1,6 +1,8 @@
 //! Dropping a runtime: parked and sleeping coroutines are unwound (their destructors
 //! run, their `join` gives `Cancelled`), unstarted ones are dropped, scoped children
-//! unwind before their scope's owner, and a dead runtime refuses new work.
+//! unwind before their scope's owner, and a dead runtime refuses new work. Coroutines
+//! parked on channels, `corun::sync` primitives and sockets unwind as well, and a
+//! spawn that races the drop either fails with "shutting down" or its coroutine ends.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -265,4 +267,306 @@ fn dropping_a_runtime_from_its_own_coroutine_does_not_deadlock() {
         "returned"
     });
     assert_eq!(h.join().unwrap(), "returned");
+}
+
+/// Drops `rt` on another thread and fails (instead of hanging the suite) if that
+/// takes longer than a minute.
+fn drop_within_a_minute(rt: corun::Runtime) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("drop(Runtime) did not return within 60 s");
+}
+
+/// A value whose drop is counted (a channel's element).
+struct Tok(Arc<AtomicUsize>);
+
+impl Drop for Tok {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn dropping_the_runtime_unwinds_coroutines_parked_on_channels_locks_and_sockets() {
+    use corun::chan;
+    use corun::net::{TcpListener, TcpStream, UdpSocket};
+    use corun::sync::{Barrier, Condvar, Mutex as CoMutex, RwLock, Semaphore, WaitGroup};
+    use std::io::{Read, Write};
+
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let toks = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut handles: Vec<(&str, corun::JoinHandle<()>)> = Vec::new();
+    let mut spawn = |what: &'static str, f: Box<dyn FnOnce() + Send>| {
+        let (guard, started) = (Guard(drops.clone()), started.clone());
+        handles.push((
+            what,
+            rt.spawn(move || {
+                let _guard = guard;
+                started.fetch_add(1, Ordering::SeqCst);
+                f();
+                // Any wait that returns falls through to here and is reported below.
+                loop {
+                    corun::park();
+                }
+            }),
+        ));
+    };
+
+    // Channels: receivers on empty channels of each kind, senders on full ones.
+    let (btx, brx) = chan::bounded::<Tok>(4);
+    let (utx, urx) = chan::unbounded::<Tok>();
+    let (rtx, rrx) = chan::bounded::<Tok>(0);
+    let (ftx, frx) = chan::bounded::<Tok>(1);
+    ftx.send(Tok(toks.clone())).unwrap();
+    let (r1, r2) = (brx.clone(), urx.clone());
+    spawn("recv bounded", Box::new(move || drop(r1.recv())));
+    spawn("recv unbounded", Box::new(move || drop(r2.recv())));
+    let r3 = rrx.clone();
+    spawn("recv rendezvous", Box::new(move || drop(r3.recv())));
+    let (stx, srx) = chan::bounded::<Tok>(0); // nobody receives
+    let (t1, tok) = (stx.clone(), Tok(toks.clone()));
+    spawn("send rendezvous", Box::new(move || drop(t1.send(tok))));
+    let (t2, tok) = (ftx.clone(), Tok(toks.clone()));
+    spawn("send full", Box::new(move || drop(t2.send(tok))));
+    let (s1, s2) = (brx.clone(), urx.clone());
+    spawn(
+        "select",
+        Box::new(move || {
+            corun::select! {
+                recv(s1) -> _ => (),
+                recv(s2) -> _ => (),
+            }
+        }),
+    );
+
+    // corun::sync: the locks are held by this thread. (A writer waiting for readers
+    // to leave is not here: its cancellation waits for them, see
+    // tests/sync_cancel.rs, so with the read lock held by this thread the drop would
+    // wait for this thread.)
+    let m = Arc::new(CoMutex::new(0u32));
+    let rw = Arc::new(RwLock::new(0u32));
+    let held = m.lock();
+    let write = rw.write();
+    let m1 = m.clone();
+    spawn("mutex", Box::new(move || *m1.lock() += 1));
+    let rw1 = rw.clone();
+    spawn("rwlock write", Box::new(move || *rw1.write() += 1));
+    let sem = Arc::new(Semaphore::new(0));
+    let sem1 = sem.clone();
+    spawn("semaphore", Box::new(move || drop(sem1.acquire())));
+    let cv = Arc::new((CoMutex::new(()), Condvar::new()));
+    let cv1 = cv.clone();
+    spawn(
+        "condvar",
+        Box::new(move || {
+            let mut g = cv1.0.lock();
+            cv1.1.wait(&mut g);
+        }),
+    );
+    let wg = WaitGroup::new();
+    wg.add(1);
+    let wg1 = wg.clone();
+    spawn("waitgroup", Box::new(move || wg1.wait()));
+    let barrier = Arc::new(Barrier::new(2));
+    let b1 = barrier.clone();
+    spawn(
+        "barrier",
+        Box::new(move || {
+            b1.wait();
+        }),
+    );
+
+    // Sockets: an accept, a read from a silent peer, a write to a peer that does not
+    // read, a UDP receive.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let laddr = listener.local_addr().unwrap();
+    spawn("accept", Box::new(move || drop(listener.accept())));
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let saddr = server.local_addr().unwrap();
+    let reader = TcpStream::connect(saddr).unwrap();
+    let (reader_peer, _) = server.accept().unwrap();
+    spawn(
+        "tcp read",
+        Box::new(move || {
+            let mut buf = [0u8; 16];
+            let _ = (&reader).read(&mut buf);
+        }),
+    );
+    let writer = TcpStream::connect(saddr).unwrap();
+    let (writer_peer, _) = server.accept().unwrap();
+    spawn(
+        "tcp write",
+        Box::new(move || {
+            let chunk = vec![7u8; 64 * 1024];
+            while (&writer).write(&chunk).is_ok() {}
+        }),
+    );
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    spawn(
+        "udp recv",
+        Box::new(move || {
+            let mut buf = [0u8; 16];
+            let _ = udp.recv_from(&mut buf);
+        }),
+    );
+    // A join of a parked coroutine.
+    let parked = rt.spawn(|| loop {
+        corun::park();
+    });
+    spawn("join", Box::new(move || drop(parked.join())));
+
+    let n = handles.len();
+    while started.load(Ordering::SeqCst) < n {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(50)); // let them all park
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "a wait ended early");
+    drop_within_a_minute(rt);
+
+    assert_eq!(drops.load(Ordering::SeqCst), n, "destructors run");
+    for (what, h) in handles {
+        assert!(h.is_finished(), "{what}: not finished");
+        let r = h.join();
+        assert!(is_cancelled(&r), "{what}: join gave {:?}", r.is_ok());
+    }
+    // The values of the two blocked sends were dropped; the buffered one is still
+    // in its channel until that is dropped.
+    assert_eq!(toks.load(Ordering::SeqCst), 2);
+    drop((ftx, frx));
+    assert_eq!(toks.load(Ordering::SeqCst), 3);
+    // Channels and locks work from a plain thread afterwards.
+    btx.send(Tok(toks.clone())).unwrap();
+    assert!(brx.recv().is_ok());
+    drop(held);
+    *m.try_lock().expect("the mutex is free") += 1;
+    drop(write);
+    *rw.try_write().expect("the rwlock is free") += 1;
+    assert_eq!(sem.available_permits(), 0);
+    assert!(!cv.1.notify_one(), "a condvar waiter is still queued");
+    // The sockets were closed by the unwind: the peers read EOF (or a reset) and
+    // the listener's port refuses connections.
+    for mut peer in [reader_peer, writer_peer] {
+        peer.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {} // what the writer had written
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("the unwound coroutine's socket was not closed: {e}"),
+            }
+        }
+    }
+    let e = std::net::TcpStream::connect(laddr).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    drop((utx, urx, rtx, rrx, stx, srx, wg, barrier));
+}
+
+/// A coroutine unwound by the drop spawns from its destructor: an error naming the
+/// shutdown, not a hang and not a coroutine that never runs.
+#[test]
+fn spawning_from_a_destructor_during_shutdown_is_an_error() {
+    struct SpawnsOnDrop(corun::Handle, Arc<Mutex<Vec<String>>>);
+    impl Drop for SpawnsOnDrop {
+        fn drop(&mut self) {
+            let mut log = self.1.lock().unwrap();
+            for r in [
+                corun::Builder::new().spawn(|| ()),
+                corun::Builder::new().spawn_on(&self.0, || ()),
+            ] {
+                log.push(match r {
+                    Ok(_) => "spawned".into(),
+                    Err(e) => e.to_string(),
+                });
+            }
+        }
+    }
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let guard = SpawnsOnDrop(rt.handle().clone(), log.clone());
+            let started = started.clone();
+            rt.spawn(move || {
+                let _guard = guard;
+                started.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    corun::park();
+                }
+            })
+        })
+        .collect();
+    while started.load(Ordering::SeqCst) < 4 {
+        std::thread::yield_now();
+    }
+    drop_within_a_minute(rt);
+    for h in hs {
+        assert!(is_cancelled(&h.join()));
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 8, "{log:?}");
+    for e in log.iter() {
+        assert!(
+            e.contains("shutting down"),
+            "a spawn during shutdown gave: {e}"
+        );
+    }
+}
+
+/// A plain thread spawns in a loop while the runtime is dropped: each spawn either
+/// fails with "shutting down" or gives a handle whose join returns (the coroutine
+/// ran, or was dropped unstarted: `Cancelled`), never a join that waits forever.
+#[test]
+fn spawns_racing_the_drop_either_fail_or_end() {
+    for round in 0..20 {
+        let rt = corun::Runtime::builder().workers(2).build().unwrap();
+        let handle = rt.handle().clone();
+        let go = Arc::new(AtomicBool::new(false));
+        let go2 = go.clone();
+        let spawner = std::thread::spawn(move || {
+            let mut ok = Vec::new();
+            loop {
+                match corun::Builder::new().spawn_on(&handle, corun::yield_now) {
+                    Ok(h) => ok.push(h),
+                    Err(e) => return (ok, e),
+                }
+                if ok.len() == 50 {
+                    go2.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+        while !go.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        drop_within_a_minute(rt);
+        let (ok, err) = spawner.join().unwrap();
+        assert!(
+            err.to_string().contains("shutting down"),
+            "round {round}: {err}"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cancelled = 0;
+            for h in ok {
+                match h.join() {
+                    Ok(()) => {}
+                    Err(e) => {
+                        assert!(e.downcast_ref::<corun::Cancelled>().is_some());
+                        cancelled += 1;
+                    }
+                }
+            }
+            let _ = tx.send(cancelled);
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: a join after the drop never returned"));
+    }
 }
