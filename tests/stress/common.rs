@@ -139,6 +139,7 @@ fn fire(what: &str, after: Duration, handle: Option<&corun::Handle>, report: &dy
         say(&metrics_text("runtime metrics", &h.metrics()));
         std::thread::sleep(Duration::from_secs(1));
         say(&metrics_text("runtime metrics 1 s later", &h.metrics()));
+        say(&h.dump());
     }
     say(&format!("==== STRESS WATCHDOG: aborting ({what}) ===="));
     std::process::abort();
