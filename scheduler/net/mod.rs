@@ -133,6 +133,7 @@ macro_rules! stream_read_write {
     };
 }
 
+mod accept;
 mod addr;
 mod tcp;
 mod udp;

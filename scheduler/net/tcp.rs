@@ -9,10 +9,6 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a listener that ran out of file descriptors waits before it tries
-/// `accept` again: no new edge comes for connections already queued.
-const EMFILE_RETRY: Duration = Duration::from_millis(20);
-
 /// A timeout held as nanoseconds, 0 for none.
 #[derive(Default)]
 pub(crate) struct Timeout(AtomicU64);
@@ -88,39 +84,10 @@ impl TcpListener {
     /// or `ENFILE`); the next calls then retry every 20 ms, since the kernel sends no
     /// new readiness for connections already waiting.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        loop {
-            let starved = self.starved.load(Ordering::Relaxed);
-            let deadline = starved.then(|| Instant::now() + EMFILE_RETRY);
-            let r = if self.nonblocking.load(Ordering::Relaxed) {
-                self.inner.accept()
-            } else {
-                self.io.io(Dir::Read, deadline, || self.inner.accept())
-            };
-            match r {
-                Ok((s, a)) => {
-                    if starved {
-                        self.starved.store(false, Ordering::Relaxed);
-                    }
-                    return Ok((TcpStream::from_std(s)?, a));
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    self.starved.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-                Err(e)
-                    if starved
-                        && e.kind() == io::ErrorKind::WouldBlock
-                        && !self.nonblocking.load(Ordering::Relaxed) =>
-                {
-                    // The retry timer fired and the queue was empty at the last
-                    // attempt: a new connection will bring an edge again, so stop
-                    // polling every 20 ms.
-                    self.starved.store(false, Ordering::Relaxed);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
+        let (s, a) =
+            super::accept::accept(&self.io, &self.starved, nonblocking, || self.inner.accept())?;
+        Ok((TcpStream::from_std(s)?, a))
     }
 
     /// An endless iterator of accepted connections (`accept` in a loop).

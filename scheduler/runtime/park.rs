@@ -118,7 +118,7 @@ pub(crate) fn park_for(reason: Reason) {
 /// A plain thread's untimed wait: counted by deadlock detection when it waits on a
 /// corun primitive (see `deadlock.rs`).
 fn thread_park(reason: Reason) {
-    if super::wait::deadlockable(super::wait::encode(reason, None)) {
+    if reason.waits_on_corun() {
         ThreadWaiter::current().park();
     } else {
         thread::park();

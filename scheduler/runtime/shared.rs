@@ -25,8 +25,6 @@ pub(crate) struct Remote {
     /// This worker's netpoller, as other threads reach it.
     pub(crate) net: crate::netpoll::NetRemote,
     pub(crate) counters: Counters,
-    /// Set while the M is inside a coroutine (sysmon's hog check).
-    pub(crate) in_task: AtomicBool,
     /// Sysmon revoked this M's P: see `handoff.rs`.
     pub(crate) revoked: AtomicBool,
     /// Started coroutines bound to this worker, alive (see `registry.rs`).
@@ -41,7 +39,6 @@ impl Remote {
             inbox_len: AtomicUsize::new(0),
             parker: Parker::new(),
             net,
-            in_task: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
             counters: Counters::default(),
             registry: Registry::default(),

@@ -61,7 +61,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
         for (i, s) in seen.iter_mut().enumerate().take(shared.ms_started()) {
             let r = &shared.remotes[i];
             let switches = r.counters.switches.load(Ordering::Relaxed);
-            if !r.in_task.load(Ordering::Relaxed) || switches != s.switches {
+            // `running` is the id of the coroutine the M switched to last, cleared
+            // when it sleeps or waits for a P: with no switch since, it is still in
+            // that coroutine (the scheduler's own work between switches is short).
+            if r.counters.running.load(Ordering::Relaxed) == 0 || switches != s.switches {
                 *s = Seen {
                     switches,
                     since: now,

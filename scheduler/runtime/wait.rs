@@ -143,9 +143,15 @@ pub(crate) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
 /// deadlock detection counts it. Sleeps, IO, futures and `blocking` calls do not.
 #[inline]
 pub(crate) fn deadlockable(word: u64) -> bool {
-    word >> 40 == 0
-        && matches!(
-            Reason::from_u8(word as u8),
+    word >> 40 == 0 && Reason::from_u8(word as u8).waits_on_corun()
+}
+
+impl Reason {
+    /// Whether only another coroutine, or a thread blocked in corun, ends this wait
+    /// (no timer, IO, future or pool thread does).
+    pub(crate) fn waits_on_corun(self) -> bool {
+        matches!(
+            self,
             Reason::Park
                 | Reason::Join
                 | Reason::Scope
@@ -161,6 +167,7 @@ pub(crate) fn deadlockable(word: u64) -> bool {
                 | Reason::Barrier
                 | Reason::Once
         )
+    }
 }
 
 /// A decoded wait word.

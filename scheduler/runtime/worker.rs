@@ -361,8 +361,6 @@ impl Worker {
         Counters::bump(&counters.switches, 1);
         counters.running.store(h.id, Ordering::Relaxed);
         self.budget.set(super::budget::BUDGET);
-        let remote = self.remote();
-        remote.in_task.store(true, Ordering::Relaxed);
         self.current.set(Some(g.as_ptr()));
         // SAFETY: this worker owns `g` now (popped from a queue); its fiber was created
         // on this thread, or it is migratable and its owner vouched for moving it.
@@ -371,7 +369,6 @@ impl Worker {
             .expect("started coroutine has a fiber");
         let r = fiber.resume();
         self.current.set(None);
-        remote.in_task.store(false, Ordering::Relaxed);
         match r {
             Some(Request::Yield) => self.push_back(g),
             Some(Request::Park) => {
@@ -538,6 +535,8 @@ impl Worker {
     /// Shutdown needs no P: the draining runs regardless.
     fn wait_for_p(&self) {
         let ps = &self.shared.ps;
+        // Not running anything while it waits: sysmon must not take it for stuck.
+        self.counters().running.store(0, Ordering::Relaxed);
         while !ps.acquire(self.index) {
             if self.shared.shutdown.load(Ordering::Acquire) {
                 ps.cancel_wait(self.index);
