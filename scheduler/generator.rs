@@ -21,6 +21,7 @@
 
 use crate::coroutine::stack::Stack;
 use crate::coroutine::{overflow, Fiber, FiberResult, Suspender};
+use crate::runtime::local::{self, Slot};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
@@ -230,6 +231,9 @@ pub struct Generator<Y, I = (), R = ()> {
     pooled: bool,
     state: GeneratorState,
     ret: Option<R>,
+    /// Its own `coroutine_local!` values: it has a stack of its own, so a value its
+    /// body borrows lives as long as the generator, not as long as whoever resumed it.
+    locals: Slot,
 }
 
 impl<Y: 'static, I: 'static, R: 'static> Generator<Y, I, R> {
@@ -300,6 +304,7 @@ impl<Y: 'static, I: 'static, R: 'static> Generator<Y, I, R> {
             pooled,
             state: GeneratorState::Created,
             ret: None,
+            locals: Slot::new(),
         }
     }
 }
@@ -361,9 +366,14 @@ impl<Y, I, R> Generator<Y, I, R> {
     /// Runs the fiber with `input` (`None` only to start it).
     fn step(&mut self, input: Option<I>) -> Option<Y> {
         let fiber = self.fiber.as_mut()?;
+        // Its locals are the active ones while its body runs (back on yield, return
+        // or unwind).
+        let locals = local::enter(&self.locals);
         // Catch to record the outcome, then let the panic go on to our caller. The
         // hook already ran where the panic started; `resume_unwind` does not rerun it.
-        match panic::catch_unwind(AssertUnwindSafe(|| fiber.resume_with(input))) {
+        let r = panic::catch_unwind(AssertUnwindSafe(|| fiber.resume_with(input)));
+        drop(locals);
+        match r {
             Ok(FiberResult::Yield(y)) => {
                 self.state = GeneratorState::Suspended;
                 Some(y)
@@ -441,6 +451,7 @@ impl<Y, I, R> Drop for Generator<Y, I, R> {
     /// Unwinds a suspended generator's stack (running its destructors) and keeps
     /// the stack for the next generator of this thread.
     fn drop(&mut self) {
+        let locals = local::enter(&self.locals);
         if let Some(mut f) = self.fiber.take() {
             f.unwind();
             let stack = f.into_stack();
@@ -448,6 +459,8 @@ impl<Y, I, R> Drop for Generator<Y, I, R> {
                 recycle(stack);
             }
         }
+        // No frame of its stack is left to borrow them.
+        locals.teardown();
     }
 }
 

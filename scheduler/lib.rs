@@ -69,7 +69,7 @@ pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use runtime::cancel::Cancelled;
 pub use runtime::deadlock::Deadlock;
 pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};
-pub use runtime::local::LocalKey;
+pub use runtime::local::{AccessError, LocalKey};
 pub use runtime::metrics::{Metrics, WorkerMetrics};
 pub use runtime::scope::{scope, Scope, ScopedJoinHandle};
 pub use runtime::spawn::{spawn, Builder, SpawnError};

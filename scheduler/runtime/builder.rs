@@ -10,6 +10,7 @@ use super::monitor::Monitor;
 use super::queue;
 use super::shared::{Remote, Shared};
 use super::spawn::Builder;
+use super::task::QUEUED;
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::io;
@@ -457,6 +458,24 @@ impl Drop for Runtime {
         let spares = std::mem::take(&mut *s.spare_threads.lock());
         for t in spares {
             let _ = t.join();
+        }
+        // Normally every coroutine has ended by now. Under `panic = "abort"` the
+        // started ones could not be unwound: they are leaked, stacks and values.
+        let left = s.take_alive();
+        if !left.is_empty() {
+            for g in &left {
+                let h = &g.header;
+                // SAFETY: every thread that ran this runtime's coroutines has been
+                // joined above, so none touches a fiber again: this thread owns them.
+                std::mem::forget(unsafe { h.fiber() }.take());
+                // QUEUED for good: a later `unpark` does nothing.
+                h.state.store(QUEUED, Ordering::SeqCst);
+                g.abandon(Box::new(crate::Cancelled));
+                h.finish();
+            }
+            // A waker that moved one of them from PARKED to QUEUED before the store
+            // above may still be about to reach the shared state: keep it forever.
+            std::mem::forget(s.clone());
         }
     }
 }

@@ -14,9 +14,25 @@ thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
 }
 
-/// Marks this thread as running worker `w` (null when it stops).
+/// Marks this thread as running worker `w` while the guard lives: dropping it (also
+/// by unwinding) clears the mark, so the pointer never outlives the `Worker`.
+pub(crate) struct WorkerGuard<'a>(std::marker::PhantomData<&'a Worker>);
+
+impl<'a> WorkerGuard<'a> {
+    pub(crate) fn set(w: &'a Worker) -> WorkerGuard<'a> {
+        set_worker(w);
+        WorkerGuard(std::marker::PhantomData)
+    }
+}
+
+impl Drop for WorkerGuard<'_> {
+    fn drop(&mut self) {
+        set_worker(ptr::null());
+    }
+}
+
 #[inline(never)]
-pub(crate) fn set_worker(w: *const Worker) {
+fn set_worker(w: *const Worker) {
     WORKER.with(|c| c.set(w));
 }
 
@@ -24,8 +40,8 @@ pub(crate) fn set_worker(w: *const Worker) {
 #[inline(never)]
 pub(crate) fn with_worker<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
     let w = WORKER.with(|c| c.get());
-    // SAFETY: the pointer is set by the worker loop for as long as its `Worker` lives on
-    // this thread's stack frame, and cleared before that frame ends.
+    // SAFETY: the pointer is set by a `WorkerGuard` that borrows the `Worker` and
+    // clears it when dropped, so it is null or points to a live `Worker` of this thread.
     unsafe { w.as_ref() }.map(f)
 }
 

@@ -209,6 +209,16 @@ impl Shared {
         }
     }
 
+    /// Takes the started coroutines still alive out of the registries and the
+    /// migratable set (none, unless they could not be unwound at shutdown).
+    pub(crate) fn take_alive(&self) -> Vec<G> {
+        let mut all: Vec<G> = self.migratable.lock().drain().map(|(_, e)| e.g).collect();
+        for r in self.remotes.iter() {
+            all.extend(r.registry.lock().drain(..).map(|e| e.g));
+        }
+        all
+    }
+
     /// Ms started so far.
     pub(crate) fn ms_started(&self) -> usize {
         self.ms_started.load(Ordering::Acquire)

@@ -201,7 +201,8 @@ pub(crate) struct Header {
     suspender: UnsafeCell<*const Suspender<Request>>,
     /// The joiner, a [`Waiter`] packed in one word (see [`Joiner`]).
     joiner: UnsafeCell<Joiner>,
-    pub(crate) locals: UnsafeCell<Option<Box<super::local::LocalMap>>>,
+    /// Its `coroutine_local!` values (see `local.rs`).
+    pub(crate) locals: super::local::Slot,
 }
 
 /// A [`Waiter`] in one word, so that the header keeps room for the wait word: 0 for
@@ -254,11 +255,16 @@ impl Drop for Joiner {
 }
 
 // SAFETY: the non-Sync fields are each used by one thread at a time under a stated
-// protocol: `fiber` and `yielder` by the thread running the coroutine (handed over by
-// the queues with release/acquire; started non-migratable coroutines never change
-// thread); `joiner` is written by the joiner before it publishes JOIN_WAITING and read
-// by the finisher after it observes it; `locals` only by the coroutine itself. `rt`
-// points to the runtime's shared state, which outlives every coroutine it runs.
+// protocol: `fiber` and `suspender` by the thread running the coroutine (handed over
+// by the queues with release/acquire; started non-migratable coroutines never change
+// thread; after the runtime's threads are joined, by the thread that dropped it);
+// `joiner` is written by the joiner before it publishes JOIN_WAITING and read by the
+// finisher after it observes it. `locals` is touched only by code running for the
+// coroutine on its own thread (its stack, or a generator's it runs): its map is freed
+// by the coroutine itself (`Cell::run`) and never made again after that, and a map
+// left over is leaked, never dropped by the thread that frees the task. `rt` is
+// dereferenced only while the coroutine is unfinished, and the runtime's shared state
+// is freed only once all its coroutines are finished, else leaked (`Runtime::drop`).
 unsafe impl Send for Header {}
 // SAFETY: see `Send` above.
 unsafe impl Sync for Header {}
@@ -288,7 +294,7 @@ impl Header {
             fiber: UnsafeCell::new(None),
             suspender: UnsafeCell::new(std::ptr::null()),
             joiner: UnsafeCell::new(Joiner::NONE),
-            locals: UnsafeCell::new(None),
+            locals: super::local::Slot::new(),
         }
     }
 
@@ -419,7 +425,12 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         let Some(f) = (unsafe { (*c.f.get()).take() }) else {
             return;
         };
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let mut r = panic::catch_unwind(AssertUnwindSafe(f));
+        // The coroutine's locals go on its own stack, after its closure (and every
+        // frame that could borrow them) ended. A panic there is the coroutine's.
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| t.header.locals.teardown())) {
+            drop_or_abort(std::mem::replace(&mut r, Err(p)), &t.header, "result");
+        }
         // SAFETY: written once, before `finish` publishes JOIN_DONE.
         unsafe { *c.out.get() = Some(r) };
     }
@@ -430,7 +441,13 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         // SAFETY: as in `run`; an unstarted coroutine is owned by the abandoning thread.
         let c = unsafe { Self::of(t) };
         // SAFETY: see above.
-        drop(unsafe { (*c.f.get()).take() });
+        let f = unsafe { (*c.f.get()).take() };
+        // The closure's captures are user values: a panic in their destructors is the
+        // coroutine's outcome (this may run on a worker's own stack).
+        let payload = match panic::catch_unwind(AssertUnwindSafe(|| drop(f))) {
+            Ok(()) => payload,
+            Err(p) => p,
+        };
         // SAFETY: as in `run`.
         unsafe { *c.out.get() = Some(Err(payload)) };
     }
@@ -450,8 +467,28 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn destroy(p: NonNull<Task>) {
         // SAFETY: the last reference is gone; the allocation is the Box<Cell<F, T>>
-        // made in `G::new`.
-        drop(unsafe { Box::from_raw(p.as_ptr() as *mut Self) });
+        // made in `G::new`, so nothing else reads it now.
+        let cell = unsafe { Box::from_raw(p.as_ptr() as *mut Self) };
+        // The closure (unrun) and the result (unjoined) are user values, dropped by
+        // whatever thread held the last reference, often a worker between two
+        // coroutines: a panic in their destructors must not unwind the scheduler.
+        let user = (cell.f, cell.out);
+        drop_or_abort(user, &cell.task.header, "result or closure");
+    }
+}
+
+/// Drops `v`, a user value of coroutine `h`; aborts the process if its destructor
+/// panics, as std does when a thread's result panics on drop: the caller may be the
+/// scheduler itself, which must not unwind.
+fn drop_or_abort<V>(v: V, h: &Header, what: &str) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        // Dropping the payload could panic again.
+        std::mem::forget(payload);
+        eprintln!(
+            "corun: fatal: the {what} of coroutine {} panicked while being dropped; aborting (as std does for a thread's result)",
+            h.label()
+        );
+        std::process::abort();
     }
 }
 
@@ -462,8 +499,6 @@ pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberB
     FiberBox::new(stack, h.name(), h.id, move |s| {
         g2.header.set_suspender(s);
         g2.run();
-        // SAFETY: only this coroutine touches its locals; they drop on its own stack.
-        drop(unsafe { (*g2.header.locals.get()).take() });
         g2.header.finish();
     })
 }

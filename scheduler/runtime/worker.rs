@@ -95,10 +95,20 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Po
         poller: RefCell::new(poller),
     };
     w.has_p.set(w.shared.ps.holds(index));
-    context::set_worker(&w);
-    w.counters().note_wake(w.shared.epoch);
-    w.run_loop();
-    context::set_worker(std::ptr::null());
+    {
+        // Cleared however this block is left, before `w` is dropped.
+        let _current = context::WorkerGuard::set(&w);
+        w.counters().note_wake(w.shared.epoch);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run_loop()));
+        if let Err(payload) = r {
+            // The coroutines bound to this thread could never run, be cancelled or
+            // be freed again, while wakers and handles still point at them and at
+            // the runtime: there is no sound way to go on.
+            std::mem::forget(payload);
+            eprintln!("corun: fatal: worker {index} of runtime '{}' panicked in the scheduler (see the message above); its coroutines cannot go on: aborting", w.shared.name);
+            std::process::abort();
+        }
+    }
     w.stacks.borrow_mut().drain_into(&w.shared.stacks);
 }
 
@@ -122,6 +132,9 @@ impl Worker {
 
     fn run_loop(&self) {
         loop {
+            if cfg!(panic = "abort") && self.shutting_down.get() {
+                break;
+            }
             if !self.has_p.get() {
                 self.wait_for_p();
             }
@@ -143,7 +156,10 @@ impl Worker {
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 self.begin_shutdown();
-                if self.is_drained() {
+                // With `panic = "abort"` nothing can be unwound: leave the started
+                // coroutines where they are; `Runtime::drop` leaks them once every
+                // thread that could run them has stopped.
+                if cfg!(panic = "abort") || self.is_drained() {
                     break;
                 }
                 if self.has_local_work() {
@@ -702,20 +718,8 @@ impl Worker {
         victims.extend(self.shared.migratable.lock().values().map(|e| e.g.clone()));
         victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
-            // Unwinding would abort the process: leak the parked coroutines instead
-            // (their stacks stay mapped; their destructors do not run).
-            let all: Vec<G> = self
-                .remote()
-                .registry
-                .lock()
-                .drain(..)
-                .map(|e| e.g)
-                .collect();
-            for g in all {
-                // SAFETY: this worker owns its started coroutines.
-                std::mem::forget(unsafe { g.header.fiber() }.take());
-                self.abandon(&g, Box::new(crate::Cancelled));
-            }
+            // Unwinding would abort the process: the worker stops running anything
+            // (see `run_loop`) and `Runtime::drop` leaks what is left.
             return;
         }
         for g in &victims {
