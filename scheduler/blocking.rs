@@ -253,7 +253,8 @@ where
         let r = catch_unwind(AssertUnwindSafe(f));
         // Publish, then wake: the waiter re-checks the slot after every park. The
         // closure was consumed above, so all the job still holds is `theirs`, whose
-        // result is taken by the caller (nothing of lifetime 'a is dropped late).
+        // result is taken by the caller (nothing of lifetime 'a is dropped late:
+        // see the SAFETY comment below).
         let waiter = theirs.waiter.clone();
         *theirs.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         drop(theirs);
@@ -262,9 +263,12 @@ where
     // SAFETY: the job is 'static only on paper. The caller below waits, with no
     // cancellation point, until the job has published its result; by then `f` has
     // run and been dropped. After publishing, the job drops only its `Arc` of the
-    // slot (never the last one: the caller holds its own until it has moved the
-    // result out) and wakes a `Waiter`, which is 'static. So nothing of lifetime
-    // 'a is touched after the caller returns.
+    // slot and wakes a `Waiter`, which is 'static. Its `Arc` may be the last one
+    // (the caller can take the result and return first), but then the result has
+    // been moved out, so dropping the slot drops no `T`. So nothing of lifetime 'a
+    // is touched after the caller returns. (The `Waiter` may hold the last reference
+    // to the coroutine; freeing it runs no user code that can unwind this thread:
+    // `task.rs` guards those destructors.)
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
     pool().submit(job);
     let r = loop {

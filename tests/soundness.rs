@@ -310,3 +310,27 @@ fn a_local_panicking_on_drop_is_the_coroutines_panic() {
     // The runtime goes on.
     assert_eq!(corun::spawn(|| 1).join().unwrap(), 1);
 }
+
+#[test]
+#[ignore = "helper: run in a child process"]
+fn child_scoped_result_panics_on_drop() {
+    if !is_child("child_scoped_result_panics_on_drop") {
+        return;
+    }
+    corun::spawn(|| {
+        corun::scope(|s| {
+            // Its handle is dropped unjoined: the scope drops the result.
+            s.spawn(|| PanicOnDrop);
+        });
+    })
+    .join()
+    .unwrap();
+    println!("survived");
+}
+
+#[test]
+fn a_scoped_result_panicking_on_drop_aborts_like_std() {
+    // Before: the scope's count never went down and it waited forever.
+    let out = run_child("child_scoped_result_panics_on_drop");
+    assert_aborted_with(&out, "scoped coroutine panicked while being dropped");
+}

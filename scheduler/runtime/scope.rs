@@ -57,8 +57,15 @@ impl<T> Drop for Packet<'_, T> {
                 self.scope.a_child_panicked.store(true, Ordering::Relaxed);
             }
         }
-        // Drop the result before the count goes down: it may borrow from 'env.
-        *self.result.get_mut() = None;
+        // Drop the result before the count goes down: it may borrow from 'env. It is
+        // a user value: if its destructor panics, the count could never go down and
+        // the scope would wait forever, so abort instead, as `std::thread::scope` does.
+        let result = self.result.get_mut().take();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+            std::mem::forget(payload);
+            eprintln!("corun: fatal: the result of a scoped coroutine panicked while being dropped; aborting (as std::thread::scope does)");
+            std::process::abort();
+        }
         self.scope.decrement();
     }
 }

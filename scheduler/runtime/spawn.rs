@@ -57,7 +57,9 @@ impl Builder {
     ///   and after the blocking point in one function (LLVM may cache its address);
     /// - any `!Send` value (`Rc`, `RefCell` borrows of thread-bound data, a std
     ///   `MutexGuard`, `stdout().lock()`, raw pointers to thread-owned data);
-    /// - anything that records the thread's identity (a reentrant lock, a thread id).
+    /// - anything that records the thread's identity (a reentrant lock, a thread id);
+    /// - a `!Send` value in a [`crate::coroutine_local!`] it has used (the values
+    ///   move with the coroutine).
     ///
     /// See `docs/safety.md`.
     pub unsafe fn migratable(mut self) -> Builder {
