@@ -1,6 +1,6 @@
 //! [`await_future`](crate::await_future): a `Future` waited on by a coroutine.
 
-use crate::runtime::park::{self, Waiter};
+use crate::sched::park::{self, Waiter};
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};

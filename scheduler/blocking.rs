@@ -24,7 +24,7 @@
 //! assert!(corun::blocking::threads() <= corun::blocking::max_threads());
 //! ```
 
-use crate::runtime::{cancel, context, park};
+use crate::sched::{cancel, context, park};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -127,7 +127,7 @@ impl Pool {
             }
             st.idle += 1;
             // Woken by a job, by a change of settings, or by the deadline: re-check.
-            let idle = crate::runtime::deadlock::Idle::enter();
+            let idle = crate::sched::deadlock::Idle::enter();
             self.cv.wait_until(&mut st, deadline);
             drop(idle);
             st.idle -= 1;

@@ -21,7 +21,7 @@
 
 use crate::coroutine::stack::Stack;
 use crate::coroutine::{overflow, Fiber, FiberResult, Suspender};
-use crate::runtime::local::{self, Slot};
+use crate::sched::local::{self, Slot};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;

@@ -57,7 +57,9 @@ mod generator;
 mod loom;
 pub mod net;
 mod netpoll;
+mod observe;
 mod runtime;
+mod sched;
 pub mod signal;
 pub mod sync;
 mod time;
@@ -65,14 +67,15 @@ mod time;
 pub use await_future::await_future;
 pub use blocking::blocking;
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
+pub use observe::metrics::{Metrics, WorkerMetrics};
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
-pub use runtime::cancel::Cancelled;
-pub use runtime::deadlock::Deadlock;
 pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};
-pub use runtime::local::{AccessError, LocalKey};
-pub use runtime::metrics::{Metrics, WorkerMetrics};
 pub use runtime::scope::{scope, Scope, ScopedJoinHandle};
-pub use runtime::spawn::{spawn, Builder, SpawnError};
+pub use runtime::spawn::{spawn, Builder};
+pub use sched::cancel::Cancelled;
+pub use sched::deadlock::Deadlock;
+pub use sched::local::{AccessError, LocalKey};
+pub use sched::spawn_error::SpawnError;
 pub use time::{sleep, sleep_until};
 
 /// Spawns a coroutine running the closure; shorthand for [`spawn`].
@@ -101,7 +104,7 @@ macro_rules! go {
 /// assert_eq!(h.join().unwrap(), "done");
 /// ```
 pub fn yield_now() {
-    runtime::park::yield_now()
+    sched::park::yield_now()
 }
 
 /// Blocks the calling coroutine (freeing its worker) or thread until
@@ -123,7 +126,7 @@ pub fn yield_now() {
 /// h.join().unwrap();
 /// ```
 pub fn park() {
-    runtime::park::park()
+    sched::park::park()
 }
 
 /// Every live coroutine of the caller's runtime (the default one outside a
@@ -185,10 +188,10 @@ pub fn metrics() -> Metrics {
 /// assert!(used.unwrap() < 64 * 1024);
 /// ```
 pub fn stack_high_water() -> Option<usize> {
-    runtime::dump::current_stack_high_water()
+    observe::dump::current_stack_high_water()
 }
 
 /// As [`park`], returning after `timeout` at the latest.
 pub fn park_timeout(timeout: std::time::Duration) {
-    runtime::park::park_until(std::time::Instant::now() + timeout)
+    sched::park::park_until(std::time::Instant::now() + timeout)
 }

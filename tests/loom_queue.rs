@@ -1,5 +1,5 @@
-//! loom models of the local run queue (`runtime/queue.rs`) and the injector
-//! (`runtime/inject.rs`).
+//! loom models of the local run queue (`sched/queue.rs`) and the injector
+//! (`sched/inject.rs`).
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test --release --test loom_queue
@@ -7,7 +7,7 @@
 //!
 //! The queue modules are `pub(crate)`, so this test crate compiles the very
 //! same source files by `#[path]`, at the same module paths (`crate::loom`,
-//! `crate::runtime::{queue, inject}`). Under `cfg(loom)` the ring has 4
+//! `crate::sched::{queue, inject}`). Under `cfg(loom)` the ring has 4
 //! slots, so a handful of operations reach full/overflow and wrap.
 //!
 //! Every model runs with a preemption bound of 3 unless
@@ -26,8 +26,8 @@
 #[path = "../scheduler/loom.rs"]
 mod loom;
 
-#[path = "../scheduler/runtime"]
-mod runtime {
+#[path = "../scheduler/sched"]
+mod sched {
     pub mod inject;
     pub mod queue;
 }
@@ -35,8 +35,8 @@ mod runtime {
 use crate::loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use crate::loom::sync::Arc;
 use crate::loom::thread;
-use crate::runtime::inject::Inject;
-use crate::runtime::queue::{self, Local, LOCAL_QUEUE_CAPACITY};
+use crate::sched::inject::Inject;
+use crate::sched::queue::{self, Local, LOCAL_QUEUE_CAPACITY};
 
 const DEFAULT_PREEMPTIONS: usize = 3;
 

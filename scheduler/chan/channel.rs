@@ -21,8 +21,8 @@ use std::time::Instant;
 
 pub(crate) struct Inner<T> {
     buf: VecDeque<T>,
-    pub(crate) recvq: WaitQueue<T>,
-    pub(crate) sendq: WaitQueue<T>,
+    pub(super) recvq: WaitQueue<T>,
+    pub(super) sendq: WaitQueue<T>,
     /// Every `Sender` is gone.
     senders_gone: bool,
     /// Every `Receiver` is gone.
@@ -33,7 +33,7 @@ pub(crate) struct Inner<T> {
 // threads only under the channel lock; with `T: Send` that is a plain move of a `T`.
 unsafe impl<T: Send> Send for Inner<T> {}
 
-pub(crate) struct Chan<T> {
+pub(super) struct Chan<T> {
     inner: Mutex<Inner<T>>,
     cap: Option<usize>,
     senders: AtomicUsize,
@@ -51,7 +51,7 @@ const BACKOFF_STEPS: u32 = 17;
 
 /// Which queue an entry waits in.
 #[derive(Clone, Copy)]
-pub(crate) enum Side {
+pub(super) enum Side {
     Send,
     Recv,
 }
@@ -129,16 +129,16 @@ impl<T> Chan<T> {
         false
     }
 
-    pub(crate) fn add_sender(&self) {
+    pub(super) fn add_sender(&self) {
         self.senders.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_receiver(&self) {
+    pub(super) fn add_receiver(&self) {
         self.receivers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The last `Sender` went away: wake every waiting receiver with nothing.
-    pub(crate) fn drop_sender(&self) {
+    pub(super) fn drop_sender(&self) {
         if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             let woken = {
                 let mut g = self.inner.lock();
@@ -151,7 +151,7 @@ impl<T> Chan<T> {
     }
 
     /// The last `Receiver` went away: wake every waiting sender with its value.
-    pub(crate) fn drop_receiver(&self) {
+    pub(super) fn drop_receiver(&self) {
         if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             let (woken, _drained) = {
                 let mut g = self.inner.lock();
@@ -175,7 +175,7 @@ impl<T> Chan<T> {
     /// Under the lock: sends `v` if that needs no waiting. Returns the waiter to
     /// unpark once the lock is released.
     #[inline]
-    pub(crate) fn try_send_locked(
+    pub(super) fn try_send_locked(
         &self,
         g: &mut Inner<T>,
         v: T,
@@ -200,7 +200,7 @@ impl<T> Chan<T> {
     /// Under the lock: receives if that needs no waiting. Returns the value and the
     /// waiter to unpark once the lock is released.
     #[inline]
-    pub(crate) fn try_recv_locked(
+    pub(super) fn try_recv_locked(
         &self,
         g: &mut Inner<T>,
         me: *const Selector,
@@ -253,7 +253,7 @@ impl<T> Chan<T> {
 
     /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         let mut step = 0;
         let mut v = v;
         let mut g = loop {
@@ -308,7 +308,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting for a value until `deadline` (forever if `None`).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         let mut step = 0;
         let mut g = loop {
             let mut g = self.inner.lock();
@@ -356,7 +356,7 @@ impl<T> Chan<T> {
     }
 
     /// Unlinks `e` from the queue of `side` if it is still there.
-    pub(crate) fn unlink(&self, side: Side, e: NonNull<Entry<T>>) {
+    pub(super) fn unlink(&self, side: Side, e: NonNull<Entry<T>>) {
         let mut g = self.inner.lock();
         match side {
             Side::Send => g.sendq.remove(e),

@@ -203,7 +203,7 @@ impl<T> Sender<T> {
         Arc::ptr_eq(&self.chan, &other.chan)
     }
 
-    pub(crate) fn chan(&self) -> &Chan<T> {
+    fn chan(&self) -> &Chan<T> {
         &self.chan
     }
 }
@@ -363,7 +363,7 @@ impl<T> Receiver<T> {
         Arc::ptr_eq(&self.chan, &other.chan)
     }
 
-    pub(crate) fn chan(&self) -> &Chan<T> {
+    fn chan(&self) -> &Chan<T> {
         &self.chan
     }
 }

@@ -282,7 +282,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
     let n = cases.len();
     assert!(n <= MAX_CASES, "select! supports at most {MAX_CASES} arms");
     if !matches!(mode, Mode::NonBlocking) {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
     }
     // Random poll order (Fisher-Yates).
     let mut order = [0u8; MAX_CASES];

@@ -37,7 +37,7 @@ use std::ptr::NonNull;
 /// How a channel waiter sleeps and is woken: the runtime's parking protocol (a
 /// coroutine frees its worker, a thread blocks).
 #[cfg(not(loom))]
-pub(crate) use crate::runtime::park;
+pub(crate) use crate::sched::park;
 
 /// Under loom, loom's threads stand in for coroutines, so the models in `mod.rs` run
 /// this module's and `channel.rs`'s code as it is, only parking differently.
@@ -49,7 +49,7 @@ pub(crate) mod park {
 
     /// A plain thread may spin: the backoff before parking runs as in production
     /// (bounded, so it needs no yield to loom).
-    pub(crate) use crate::runtime::park::may_spin;
+    pub(crate) use crate::sched::park::may_spin;
 
     /// A one-token parker per loom thread, as the runtime's park state and
     /// `std::thread::park` keep one: an unpark before the park is not lost, and a
@@ -101,7 +101,7 @@ pub(crate) mod park {
         park()
     }
 
-    pub(crate) use crate::runtime::park::Reason;
+    pub(crate) use crate::sched::park::Reason;
 
     /// As `park`; the reason is for dumps, which loom has not.
     pub(crate) fn park_for(_reason: Reason) {
@@ -120,7 +120,7 @@ pub(crate) mod park {
 /// complete the operation in that window (where the owner then reads its slot without
 /// parking, ordered by the claim's CAS alone).
 #[inline(always)]
-pub(crate) fn loom_yield() {
+pub(super) fn loom_yield() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
@@ -128,7 +128,7 @@ pub(crate) fn loom_yield() {
 /// Nobody has completed the operation yet.
 pub(crate) const WAITING: usize = 0;
 /// The owner gave up (timeout or unwinding); no case may complete any more.
-pub(crate) const ABORTED: usize = usize::MAX;
+pub(super) const ABORTED: usize = usize::MAX;
 
 /// One blocked operation: the caller's waiter and which of its cases won. Appears in
 /// the hidden API the `select!` macro expands to; not for direct use.
@@ -159,7 +159,7 @@ impl Selector {
 
     /// The owner gives up; `false` if a case won first (then it completed).
     #[inline]
-    pub(crate) fn try_abort(&self) -> bool {
+    pub(super) fn try_abort(&self) -> bool {
         self.state
             .compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -204,7 +204,7 @@ impl<T> Entry<T> {
     }
 
     /// The slot, for its owner once the entry is in no queue.
-    pub(crate) fn slot_mut(&mut self) -> &mut Option<T> {
+    pub(super) fn slot_mut(&mut self) -> &mut Option<T> {
         // SAFETY: `&mut self`, and the entry is in no queue, so no waker can reach it.
         self.slot.with_mut(|p| unsafe { &mut *p })
     }
@@ -239,7 +239,7 @@ impl<T> WaitQueue<T> {
     }
 
     /// Whether an entry of another selector than `me` still waits (a counterpart).
-    pub(crate) fn has_live(&self, me: *const Selector) -> bool {
+    pub(super) fn has_live(&self, me: *const Selector) -> bool {
         self.q.iter().any(|e| {
             // SAFETY: queued entries and their selectors are valid (contract of `push`),
             // and we hold the channel lock.
@@ -315,7 +315,7 @@ impl<T> WaitQueue<T> {
     /// Completes every waiting entry with its slot as it is (the channel is
     /// disconnected: receivers get nothing, senders keep their value) and empties the
     /// queue. Returns the waiters to unpark.
-    pub(crate) fn disconnect(&mut self) -> Vec<Waiter> {
+    pub(super) fn disconnect(&mut self) -> Vec<Waiter> {
         let mut woken = Vec::new();
         while let Some(e) = self.q.pop_front() {
             // SAFETY: queued entries and their selectors are valid; we hold the lock.

@@ -36,7 +36,7 @@ const GUARD_MPROTECT: u8 = 2;
 static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
 
 /// The system page size, read once.
-pub(crate) fn page_size() -> usize {
+pub(super) fn page_size() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     match PAGE.load(Ordering::Relaxed) {
         0 => {

@@ -47,7 +47,7 @@ const RETRY_MIN: Duration = Duration::from_micros(250);
 const RETRY_MAX: Duration = Duration::from_millis(20);
 
 fn in_coroutine() -> bool {
-    crate::runtime::context::current_task_ptr().is_some()
+    crate::sched::context::current_task_ptr().is_some()
 }
 
 /// `socket2`'s form of a `std` Unix address.

@@ -24,13 +24,15 @@
 pub(crate) mod readiness;
 pub(crate) mod source;
 
-use crate::runtime::park::Waiter;
+use crate::sched::driver::{Driver, DriverHandle, Io};
+use crate::sched::park::Waiter;
+use crate::sched::shared::Shared;
 use readiness::{Dir, Readiness};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The token of the poller's own waker; every other token is a `Readiness` address.
 const WAKER: mio::Token = mio::Token(usize::MAX);
@@ -41,9 +43,10 @@ const EVENTS: usize = 256;
 pub(crate) type Ready = Readiness<Waiter>;
 
 /// A worker's epoll instance: only its worker waits in it.
-pub(crate) struct Poller {
+struct Poller {
     poll: mio::Poll,
     events: mio::Events,
+    net: Arc<NetRemote>,
 }
 
 /// What other threads may do with a worker's poller: register, deregister, wake.
@@ -58,32 +61,36 @@ pub(crate) struct NetRemote {
     released: parking_lot::Mutex<Vec<Arc<Ready>>>,
 }
 
-/// A poller for one worker, and the handle the other threads use.
-pub(crate) fn new() -> io::Result<(Poller, NetRemote)> {
+/// A poller for one worker, as the core's IO driver: the worker's half and the
+/// handle the other threads use.
+pub(crate) fn new() -> io::Result<Io> {
     let poll = mio::Poll::new()?;
     let registry = poll.registry().try_clone()?;
     let waker = mio::Waker::new(poll.registry(), WAKER)?;
-    Ok((
-        Poller {
-            poll,
-            events: mio::Events::with_capacity(EVENTS),
-        },
-        NetRemote {
-            registry,
-            waker,
-            registered: AtomicUsize::new(0),
-            released: parking_lot::Mutex::new(Vec::new()),
-        },
-    ))
+    let net = Arc::new(NetRemote {
+        registry,
+        waker,
+        registered: AtomicUsize::new(0),
+        released: parking_lot::Mutex::new(Vec::new()),
+    });
+    let poller = Poller {
+        poll,
+        events: mio::Events::with_capacity(EVENTS),
+        net: net.clone(),
+    };
+    Ok((Box::new(poller), net))
+}
+
+/// The netpoller of worker `worker` of a runtime.
+pub(crate) fn of(shared: &Shared, worker: usize) -> &NetRemote {
+    shared.remotes[worker]
+        .io
+        .as_any()
+        .downcast_ref::<NetRemote>()
+        .expect("every worker's IO driver is a netpoller")
 }
 
 impl NetRemote {
-    /// Whether any descriptor is registered (the worker polls only then).
-    #[inline]
-    pub(crate) fn is_active(&self) -> bool {
-        self.registered.load(Ordering::Relaxed) != 0
-    }
-
     /// Adds `fd`, edge-triggered, for both directions, reporting to `ready`, which
     /// the caller keeps alive until it calls `deregister`.
     pub(crate) fn register(&self, fd: RawFd, ready: &Arc<Ready>) -> io::Result<()> {
@@ -105,24 +112,39 @@ impl NetRemote {
         self.registered.fetch_sub(1, Ordering::Relaxed);
         self.released.lock().push(ready);
     }
+}
+
+impl DriverHandle for NetRemote {
+    /// Whether any descriptor is registered (the worker polls only then).
+    #[inline]
+    fn is_active(&self) -> bool {
+        self.registered.load(Ordering::Relaxed) != 0
+    }
 
     /// Interrupts the worker if it is blocked in its poller.
-    pub(crate) fn wake(&self) {
+    fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             // An eventfd write fails only if the descriptor is gone: a bug.
             panic!("corun: cannot wake the netpoller: {e}");
         }
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
-impl Poller {
+impl Driver for Poller {
     /// Waits up to `timeout` (`None`: until an event or the waker) and wakes the
     /// waiters of every edge; returns how many descriptors had events. Only the
     /// owning worker calls this.
-    pub(crate) fn poll(&mut self, net: &NetRemote, timeout: Option<Duration>) -> usize {
+    fn poll(&mut self, timeout: Option<Duration>) -> usize {
+        // epoll counts in milliseconds: round up, so that no timer fires early.
+        let timeout =
+            timeout.map(|t| Duration::from_millis(t.as_nanos().div_ceil(1_000_000) as u64));
         // Every poll that began before these were deregistered has ended (only this
         // worker polls, and it is here), and later polls cannot return their tokens.
-        let released = std::mem::take(&mut *net.released.lock());
+        let released = std::mem::take(&mut *self.net.released.lock());
         drop(released);
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -152,13 +174,4 @@ impl Poller {
         }
         n
     }
-}
-
-/// The `epoll_wait` timeout for sleeping until `deadline`: epoll counts in
-/// milliseconds, so round up and never fire a timer early.
-pub(crate) fn timeout_until(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| {
-        let left = d.saturating_duration_since(Instant::now());
-        Duration::from_millis(left.as_nanos().div_ceil(1_000_000) as u64)
-    })
 }

@@ -12,9 +12,9 @@
 
 use super::readiness::{Dir, Readiness};
 use super::Ready;
-use crate::runtime::context;
-use crate::runtime::park::{self, Waiter};
-use crate::runtime::shared::Shared;
+use crate::sched::context;
+use crate::sched::park::{self, Waiter};
+use crate::sched::shared::Shared;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -58,7 +58,7 @@ impl IoSource {
     ) -> io::Result<R> {
         // An operation counts against the coroutine's budget, ready or not, so a
         // loop over a socket that is always ready still lets the others run.
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         loop {
             let ready = self.ready.get();
             let seen = ready.map_or(0, |r| r.seq(dir));
@@ -111,13 +111,10 @@ impl IoSource {
             if !old.shared.shutdown.load(Ordering::Relaxed) {
                 return Ok(()); // another coroutine bound it meanwhile
             }
-            old.shared.remotes[old.worker]
-                .net
-                .deregister(self.fd, ready.clone());
+            super::of(&old.shared, old.worker).deregister(self.fd, ready.clone());
             *bound = None;
         }
-        shared.remotes[worker]
-            .net
+        super::of(&shared, worker)
             .register(self.fd, ready)
             .map_err(|e| {
                 io::Error::new(
@@ -164,9 +161,7 @@ impl IoSource {
 impl Drop for IoSource {
     fn drop(&mut self) {
         if let (Some(b), Some(ready)) = (self.bound.get_mut().take(), self.ready.get()) {
-            b.shared.remotes[b.worker]
-                .net
-                .deregister(self.fd, ready.clone());
+            super::of(&b.shared, b.worker).deregister(self.fd, ready.clone());
         }
     }
 }

@@ -1,18 +1,18 @@
 //! [`Runtime`]: building one, running code on it, and shutting it down.
 
-use super::context;
-use super::deadlock::Deadlock;
-use super::idle::Idle;
-use super::inject::Inject;
 use super::join::JoinHandle;
-use super::metrics::Metrics;
-use super::monitor::Monitor;
-use super::queue;
-use super::shared::{Remote, Shared};
 use super::spawn::Builder;
-use super::task::QUEUED;
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::observe::metrics::Metrics;
+use crate::observe::monitor::Monitor;
+use crate::sched::context;
+use crate::sched::deadlock::Deadlock;
+use crate::sched::idle::Idle;
+use crate::sched::inject::Inject;
+use crate::sched::queue;
+use crate::sched::shared::{Observer, Remote, Shared};
+use crate::sched::task::QUEUED;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -171,16 +171,20 @@ impl RuntimeBuilder {
         let mut remotes = Vec::with_capacity(workers + extra);
         for _ in 0..workers + extra {
             let (l, s) = queue::local();
-            let (poller, net) = crate::netpoll::new().map_err(|e| {
+            let (poller, io) = crate::netpoll::new().map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("corun could not create a worker's netpoller (an epoll and an eventfd): {e}; if descriptors ran out, raise the limit (ulimit -n)"),
                 )
             })?;
             locals.push((l, poller));
-            remotes.push(Remote::new(s, net));
+            remotes.push(Remote::new(s, io));
         }
         let shared = Arc::new(Shared {
+            observer: Observer {
+                dump: crate::observe::dump::dump,
+                sigquit_generation: crate::observe::sigquit::generation,
+            },
             remotes: remotes.into_boxed_slice(),
             inject: Inject::new(),
             idle: Idle::new(workers),
@@ -188,7 +192,7 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             migratable: crate::loom::sync::Mutex::new(Default::default()),
-            ps: super::handoff::Ps::new(workers, workers + extra),
+            ps: crate::sched::handoff::Ps::new(workers, workers + extra),
             handoffs: AtomicU64::new(0),
             ms_started: AtomicUsize::new(workers),
             spares: crate::loom::sync::Mutex::new(
@@ -197,7 +201,7 @@ impl RuntimeBuilder {
             spare_threads: crate::loom::sync::Mutex::new(Vec::new()),
             portable_timers: crate::loom::sync::Mutex::new(Default::default()),
             portable_timer_count: AtomicUsize::new(0),
-            sysmon_parker: super::parker::Parker::new(),
+            sysmon_parker: crate::sched::parker::Parker::new(),
             name: self.name.clone(),
             workers,
             parked_untimed: AtomicUsize::new(0),
@@ -212,7 +216,7 @@ impl RuntimeBuilder {
             let sh = shared.clone();
             let t = thread::Builder::new()
                 .name(format!("{}-worker-{i}", self.name))
-                .spawn(move || super::worker::run(sh, i, local, poller));
+                .spawn(move || crate::sched::worker::run(sh, i, local, poller));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -226,12 +230,12 @@ impl RuntimeBuilder {
                 }
             }
         }
-        super::deadlock::register(&shared);
-        super::sigquit::install_from_env();
+        crate::sched::deadlock::register(&shared);
+        crate::observe::sigquit::install_from_env();
         let sh = shared.clone();
         let sysmon = thread::Builder::new()
             .name(format!("{}-sysmon", self.name))
-            .spawn(move || super::sysmon::run(sh));
+            .spawn(move || crate::sched::sysmon::run(sh));
         match sysmon {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -413,7 +417,7 @@ impl Handle {
     /// assert_eq!(rt.handle().metrics().workers.len(), 3);
     /// ```
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics()
+        crate::observe::metrics::snapshot(&self.shared)
     }
 
     /// The runtime's coroutines; see [`Runtime::dump`].
@@ -423,7 +427,7 @@ impl Handle {
     /// assert!(rt.handle().dump().starts_with("corun: 1 workers, 0 coroutines"));
     /// ```
     pub fn dump(&self) -> String {
-        super::dump::dump(&self.shared)
+        crate::observe::dump::dump(&self.shared)
     }
 }
 

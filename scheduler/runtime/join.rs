@@ -1,7 +1,7 @@
 //! Waiting for a coroutine: [`JoinHandle`], and [`Coroutine`], a handle to one.
 
-use super::park::{self, Waiter};
-use super::task::G;
+use crate::sched::park::{self, Waiter};
+use crate::sched::task::G;
 use std::fmt;
 use std::marker::PhantomData;
 use std::thread;
@@ -35,7 +35,7 @@ impl<T> JoinHandle<T> {
     /// `join` is a cancellation point: in a coroutine that is cancelled it unwinds
     /// instead of returning (see [`crate::Cancelled`]).
     pub fn join(self) -> thread::Result<T> {
-        super::cancel::checkpoint_current();
+        crate::sched::cancel::checkpoint_current();
         let h = &self.g.header;
         // SAFETY: `join` consumes the only handle, so this is the only joiner.
         if !h.is_finished() && unsafe { h.set_joiner(Waiter::current()) } {
@@ -91,7 +91,7 @@ impl<T> JoinHandle<T> {
     /// assert!(released.load(Ordering::SeqCst));
     /// ```
     pub fn cancel(&self) -> bool {
-        super::cancel::cancel(&self.g)
+        crate::sched::cancel::cancel(&self.g)
     }
 
     /// True once the coroutine has ended (returned, panicked or been cancelled).

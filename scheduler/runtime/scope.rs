@@ -7,8 +7,8 @@
 //! returns only once the count is zero.
 
 use super::join::JoinHandle;
-use super::park::{self, Waiter};
 use super::spawn::{submit, Builder};
+use crate::sched::park::{self, Waiter};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -148,7 +148,7 @@ where
     while scope.data.running.load(Ordering::Acquire) != 0 {
         park::park_uncancellable(park::Reason::Scope);
     }
-    crate::runtime::context::with_current(|t| crate::runtime::cancel::checkpoint(&t.header));
+    crate::sched::context::with_current(|t| crate::sched::cancel::checkpoint(&t.header));
     match r {
         Err(e) => resume_unwind(e),
         Ok(_) if scope.data.a_child_panicked.load(Ordering::Relaxed) => {

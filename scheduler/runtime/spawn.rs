@@ -1,14 +1,13 @@
 //! Spawning: the coroutine [`Builder`], [`spawn`], and the errors a spawn can meet.
 
-use super::context;
 use super::join::JoinHandle;
-use super::shared::Shared;
-use super::task::{Header, G};
+use crate::sched::context;
+use crate::sched::shared::Shared;
+use crate::sched::task::{Header, G};
 use crate::Handle;
 use std::cell::Cell;
-use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Configures one coroutine before it is spawned, as `std::thread::Builder` does.
 ///
@@ -103,7 +102,7 @@ impl Builder {
         self.spawn_in(&handle.shared, f)
     }
 
-    pub(crate) fn spawn_in<F, T>(self, rt: &Shared, f: F) -> io::Result<JoinHandle<T>>
+    pub(super) fn spawn_in<F, T>(self, rt: &Shared, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -115,7 +114,7 @@ impl Builder {
 
     /// Builds the task without queueing it. `F` may borrow (scoped coroutines); the
     /// caller guarantees it does not outlive what it borrows.
-    pub(crate) fn make<F, T>(self, rt: &Shared, f: F) -> io::Result<G>
+    pub(super) fn make<F, T>(self, rt: &Shared, f: F) -> io::Result<G>
     where
         F: FnOnce() -> T + Send,
         T: Send,
@@ -176,7 +175,7 @@ thread_local! {
 /// A fresh coroutine id, from a per-thread block so spawning threads do not
 /// contend on one counter. Ids grow with spawn order within a thread.
 #[inline(never)]
-pub(crate) fn next_id() -> u64 {
+pub(super) fn next_id() -> u64 {
     IDS.with(|c| {
         let (mut next, mut end) = c.get();
         if next == end {
@@ -187,53 +186,3 @@ pub(crate) fn next_id() -> u64 {
         next
     })
 }
-
-/// Why a coroutine could not start: the payload of its `join()` error.
-///
-/// ```no_run
-/// let h = corun::spawn(|| ());
-/// if let Err(e) = h.join() {
-///     if let Some(se) = e.downcast_ref::<corun::SpawnError>() {
-///         eprintln!("{se}");
-///     }
-/// }
-/// ```
-#[derive(Debug)]
-pub struct SpawnError {
-    coroutine: String,
-    cause: io::Error,
-}
-
-impl SpawnError {
-    pub(crate) fn stack(h: &Header, cause: io::Error) -> SpawnError {
-        SpawnError {
-            coroutine: h.label(),
-            cause,
-        }
-    }
-
-    /// The OS error behind it.
-    pub fn cause(&self) -> &io::Error {
-        &self.cause
-    }
-
-    pub(crate) fn warn_once(&self) {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        if !WARNED.swap(true, Ordering::Relaxed) {
-            eprintln!("corun: {self} (warned once; the coroutine's join() returns this error)");
-        }
-    }
-}
-
-impl fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "coroutine {} could not start: mapping its stack failed: {}; lower the live coroutine count or stack size, \
-             or raise the address space limit or the `vm.max_map_count` sysctl",
-            self.coroutine, self.cause
-        )
-    }
-}
-
-impl std::error::Error for SpawnError {}

@@ -103,7 +103,7 @@ impl Barrier {
         while same_round() {
             self.queue.wait(
                 WaitOpts {
-                    reason: crate::runtime::park::Reason::Barrier,
+                    reason: crate::sched::park::Reason::Barrier,
                     ..WaitOpts::default()
                 },
                 same_round,

@@ -176,7 +176,7 @@ impl Condvar {
             WaitOpts {
                 deadline,
                 requeue_since: None,
-                reason: crate::runtime::park::Reason::Condvar,
+                reason: crate::sched::park::Reason::Condvar,
             },
             || true,
             || {

@@ -35,7 +35,7 @@ mod condvar;
 mod mutex;
 mod once;
 mod rwlock;
-pub(crate) mod sema;
+mod sema;
 mod semaphore;
 mod waitgroup;
 

@@ -27,7 +27,7 @@
 
 use super::sema::{Park, WaitOpts, WaitQueue, Wake, HANDOFF};
 use crate::loom::sync::atomic::{spin_loop_hint, AtomicU32, Ordering};
-use crate::runtime::park::{Reason, Waiter};
+use crate::sched::park::{Reason, Waiter};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -50,7 +50,7 @@ const SPIN_ROUNDS: u32 = 9;
 const SPIN_ROUNDS: u32 = 1;
 
 /// The lock without the data: the state word and the queue.
-pub(crate) struct RawMutex<P: Park = Waiter> {
+pub(super) struct RawMutex<P: Park = Waiter> {
     state: AtomicU32,
     queue: WaitQueue<P>,
 }
@@ -102,13 +102,13 @@ impl<P: Park> RawMutex<P> {
     }
 
     #[inline]
-    pub(crate) fn is_locked(&self) -> bool {
+    pub(super) fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) & LOCKED != 0
     }
 
     /// Releases the lock; the caller must hold it.
     #[inline]
-    pub(crate) fn unlock(&self) {
+    pub(super) fn unlock(&self) {
         if let Err(s) = self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
@@ -301,7 +301,7 @@ impl<P: Park> RawMutex<P> {
 /// assert_eq!(*m.lock(), 1100);
 /// ```
 pub struct Mutex<T: ?Sized> {
-    pub(crate) raw: RawMutex,
+    pub(super) raw: RawMutex,
     data: UnsafeCell<T>,
 }
 
@@ -359,7 +359,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         self.raw.lock();
         MutexGuard {
             mutex: self,

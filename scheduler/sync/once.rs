@@ -178,7 +178,7 @@ impl<T> OnceLock<T> {
                 Err(_) => {
                     self.queue.wait(
                         WaitOpts {
-                            reason: crate::runtime::park::Reason::Once,
+                            reason: crate::sched::park::Reason::Once,
                             ..WaitOpts::default()
                         },
                         || self.state.load(Ordering::Acquire) == RUNNING,

@@ -12,7 +12,7 @@
 use super::mutex::RawMutex;
 use super::sema::{Park, Sema};
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
-use crate::runtime::park::{Reason, Waiter};
+use crate::sched::park::{Reason, Waiter};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -21,7 +21,7 @@ use std::ops::{Deref, DerefMut};
 const MAX_READERS: i64 = 1 << 30;
 
 /// The lock without the data.
-pub(crate) struct RawRwLock<P: Park = Waiter> {
+pub(super) struct RawRwLock<P: Park = Waiter> {
     writer: RawMutex<P>,
     /// Readers in or queued (an i64 in two's complement), minus `MAX_READERS` while a
     /// writer holds or waits for the lock.
@@ -91,7 +91,7 @@ impl<P: Park> RawRwLock<P> {
         }
     }
 
-    pub(crate) fn try_read(&self) -> bool {
+    pub(super) fn try_read(&self) -> bool {
         let mut r = self.readers.load(Ordering::SeqCst);
         loop {
             if (r as i64) < 0 {
@@ -107,7 +107,7 @@ impl<P: Park> RawRwLock<P> {
         }
     }
 
-    pub(crate) fn read_unlock(&self) {
+    pub(super) fn read_unlock(&self) {
         let r = add(&self.readers, -1);
         if r < 0 {
             debug_assert!(
@@ -150,7 +150,7 @@ impl<P: Park> RawRwLock<P> {
         true
     }
 
-    pub(crate) fn write_unlock(&self) {
+    pub(super) fn write_unlock(&self) {
         // Readers that queued while we held the lock.
         let r = add(&self.readers, MAX_READERS);
         debug_assert!(r < MAX_READERS, "write_unlock of unlocked RwLock");
@@ -243,7 +243,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         self.raw.read();
         RwLockReadGuard {
             lock: self,
@@ -275,7 +275,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 2);
     /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         self.raw.write();
         RwLockWriteGuard {
             lock: self,

@@ -30,19 +30,19 @@
 
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
-use crate::runtime::park::{Reason, Waiter};
+use crate::sched::park::{Reason, Waiter};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// After waiting this long, a waiter is handed the lock directly (Go's starvation mode).
-pub(crate) const FAIR_AFTER: Duration = Duration::from_millis(1);
+pub(super) const FAIR_AFTER: Duration = Duration::from_millis(1);
 
 /// The token of a node nobody has woken yet.
 const WAITING: usize = 0;
 /// You own what you waited for (the lock, a permit).
-pub(crate) const HANDOFF: usize = 1;
+pub(super) const HANDOFF: usize = 1;
 /// Try again: the state changed, compete for it.
-pub(crate) const RETRY: usize = 2;
+pub(super) const RETRY: usize = 2;
 
 /// How a waiter sleeps and is woken.
 pub(crate) trait Park: Clone {
@@ -70,11 +70,11 @@ impl Park for Waiter {
     }
     #[inline]
     fn park(reason: Reason) {
-        crate::runtime::park::park_for(reason)
+        crate::sched::park::park_for(reason)
     }
     #[inline]
     fn park_until(deadline: Instant, reason: Reason) {
-        crate::runtime::park::park_until_for(deadline, reason)
+        crate::sched::park::park_until_for(deadline, reason)
     }
 }
 
@@ -87,11 +87,11 @@ struct Node<P> {
 
 /// What a waker sees of the front waiter.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Front {
+pub(super) struct Front {
     /// Waiters remain behind this one.
     pub(crate) more: bool,
     /// It has waited longer than [`Park::FAIR_AFTER`].
-    pub(crate) starving: bool,
+    pub(super) starving: bool,
 }
 
 /// How a [`WaitQueue::wait`] ended.
@@ -120,12 +120,12 @@ impl<P: Park> Default for WaitQueue<P> {
 
 /// Where a wait starts.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct WaitOpts {
+pub(super) struct WaitOpts {
     /// Give up at this instant.
     pub(crate) deadline: Option<Instant>,
     /// Re-queue at the front, keeping this start time (a woken waiter that lost the
     /// race goes back first in line, as Go's `queueLifo`).
-    pub(crate) requeue_since: Option<Instant>,
+    pub(super) requeue_since: Option<Instant>,
     /// What the waiter waits on, for `corun::dump`.
     pub(crate) reason: Reason,
 }
@@ -251,7 +251,7 @@ impl<P: Park> WaitQueue<P> {
     /// Looks at the front waiter under the lock: `decide(Some(front))` returns the token
     /// to wake it with, or None to leave it queued; `decide(None)` is called when the
     /// queue is empty. Returns true if a waiter was woken.
-    pub(crate) fn wake_one(&self, decide: impl FnOnce(Option<Front>) -> Option<usize>) -> bool {
+    pub(super) fn wake_one(&self, decide: impl FnOnce(Option<Front>) -> Option<usize>) -> bool {
         let mut q = self.nodes.lock();
         let front = q.front().map(|n| Front {
             more: q.len() > 1,
@@ -271,7 +271,7 @@ impl<P: Park> WaitQueue<P> {
     }
 
     /// Wakes every queued waiter with `token`; returns how many.
-    pub(crate) fn wake_all(&self, token: usize) -> usize {
+    pub(super) fn wake_all(&self, token: usize) -> usize {
         let nodes = {
             let mut q = self.nodes.lock();
             self.len.store(0, Ordering::SeqCst);
@@ -317,7 +317,7 @@ impl<P: Park, L: FnOnce(bool), C: FnOnce(usize)> Drop for Enqueued<'_, P, L, C> 
 
 /// A counting semaphore (Go's runtime `sema`): permits taken by CAS, waiters queued
 /// FIFO, and a release hands its permit straight to the first waiter.
-pub(crate) struct Sema<P: Park = Waiter> {
+pub(super) struct Sema<P: Park = Waiter> {
     permits: AtomicUsize,
     queue: WaitQueue<P>,
 }
@@ -340,7 +340,7 @@ impl<P: Park> Sema<P> {
     }
 
     /// Permits available right now.
-    pub(crate) fn available(&self) -> usize {
+    pub(super) fn available(&self) -> usize {
         self.permits.load(Ordering::Acquire)
     }
 
@@ -367,7 +367,7 @@ impl<P: Park> Sema<P> {
 
     /// Takes a permit, parking on `reason` until one is handed over or `deadline`
     /// passes; returns whether it got one.
-    pub(crate) fn acquire_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
+    pub(super) fn acquire_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
         if self.try_acquire() {
             return true;
         }

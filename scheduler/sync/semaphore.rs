@@ -1,7 +1,7 @@
 //! `Semaphore`: counted permits on [`Sema`](super::sema::Sema).
 
 use super::sema::Sema;
-use crate::runtime::park::Reason;
+use crate::sched::park::Reason;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,7 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
-        crate::runtime::budget::consume();
+        crate::sched::budget::consume();
         self.sema.acquire(Reason::Semaphore);
         SemaphorePermit { sem: self }
     }

@@ -107,7 +107,7 @@ impl WaitGroup {
         while self.inner.count.load(Ordering::Acquire) != 0 {
             self.inner.queue.wait(
                 WaitOpts {
-                    reason: crate::runtime::park::Reason::WaitGroup,
+                    reason: crate::sched::park::Reason::WaitGroup,
                     ..WaitOpts::default()
                 },
                 || self.inner.count.load(Ordering::Acquire) != 0,

@@ -1,12 +1,10 @@
 //! Time: sleeping, on the worker's own timers.
 //!
-//! A sleeping coroutine parks with a deadline on its worker's timer heap (`heap.rs`);
+//! A sleeping coroutine parks with a deadline on its worker's timer heap (`sched/timers.rs`);
 //! the worker fires it from its loop, or wakes for it from its sleep, so the coroutine
 //! runs again on its own worker, never on a timer thread.
 
-pub(crate) mod heap;
-
-use crate::runtime::{context, park};
+use crate::sched::{context, park};
 use std::time::{Duration, Instant};
 
 /// Puts the calling coroutine to sleep for at least `d`; its worker runs others
@@ -27,7 +25,7 @@ pub fn sleep(d: Duration) {
 /// In a coroutine, `sleep` and `sleep_until` are cancellation points, even when the
 /// deadline has passed: a cancelled coroutine unwinds here (see [`crate::Cancelled`]).
 pub fn sleep_until(deadline: Instant) {
-    crate::runtime::cancel::checkpoint_current();
+    crate::sched::cancel::checkpoint_current();
     if context::current_task_ptr().is_none() {
         let now = Instant::now();
         if deadline > now {

@@ -17,15 +17,15 @@
 //! work arrives or its earliest timer is due.
 
 use super::context;
-use super::metrics::Counters;
+use super::counters::Counters;
+use super::driver::Driver;
 use super::park;
 use super::queue::Local;
 use super::registry::Entry;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use crate::coroutine::stack::{Stack, StackCache};
-use crate::netpoll::{self, Poller};
-use crate::time::heap::Timers;
+use crate::sched::timers::Timers;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -64,12 +64,12 @@ pub(crate) struct Worker {
     /// Consecutive spins that found nothing (see `spin_for_work`).
     spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
-    /// This worker's epoll instance (its other half is `Remote::net`).
-    poller: RefCell<Poller>,
+    /// This worker's IO driver, the netpoller (its other half is `Remote::io`).
+    poller: RefCell<Box<dyn Driver>>,
 }
 
 /// The body of worker thread `index`.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Poller) {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Box<dyn Driver>) {
     if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
         eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
     }
@@ -294,9 +294,8 @@ impl Worker {
     /// Polls this worker's netpoller without blocking if any descriptor is
     /// registered with it; true if that made work for this worker.
     fn poll_net(&self) -> bool {
-        let net = &self.remote().net;
-        net.is_active()
-            && self.poller.borrow_mut().poll(net, Some(Duration::ZERO)) != 0
+        self.remote().io.is_active()
+            && self.poller.borrow_mut().poll(Some(Duration::ZERO)) != 0
             && self.has_local_work()
     }
 
@@ -323,7 +322,7 @@ impl Worker {
 
     /// A coroutine spawned by a coroutine of this worker: it runs next (Go's
     /// `runnext`), and the one it displaces becomes stealable.
-    pub(crate) fn push_spawned(&self, g: G) {
+    pub(super) fn push_spawned(&self, g: G) {
         Counters::bump(&self.counters().spawned, 1);
         if let Some(old) = self.runnext.replace(Some(g)) {
             self.push_back(old);
@@ -332,7 +331,7 @@ impl Worker {
 
     /// A coroutine woken on this thread. From a coroutine: `runnext`; from the
     /// scheduler itself (timers, shutdown): the back of its queue.
-    pub(crate) fn push_woken(&self, g: G) {
+    pub(super) fn push_woken(&self, g: G) {
         if self.current.get().is_some() {
             if let Some(old) = self.runnext.replace(Some(g)) {
                 self.push_back(old);
@@ -355,7 +354,7 @@ impl Worker {
         }
     }
 
-    pub(crate) fn add_timer(&self, deadline: Instant, g: G) {
+    pub(super) fn add_timer(&self, deadline: Instant, g: G) {
         self.timers.borrow_mut().add(deadline, g);
     }
 
@@ -445,7 +444,7 @@ impl Worker {
             }
             Ok(s) => s,
             Err(e) => {
-                let err = super::spawn::SpawnError::stack(h, e);
+                let err = super::spawn_error::SpawnError::stack(h, e);
                 err.warn_once();
                 self.abandon(g, Box::new(err));
                 return false;
@@ -602,7 +601,7 @@ impl Worker {
         }
         // With sockets registered here, readiness arrives in the poller, not the
         // queues: look there too now and then (Go's spinning M polls the netpoller).
-        let net = self.remote().net.is_active();
+        let net = self.remote().io.is_active();
         for round in 0..SPIN_ROUNDS {
             for _ in 0..32 {
                 std::hint::spin_loop();
@@ -625,7 +624,7 @@ impl Worker {
     }
 
     /// Whether this worker has something to run without looking at other workers.
-    pub(crate) fn has_local_work(&self) -> bool {
+    pub(super) fn has_local_work(&self) -> bool {
         // A `Cell` cannot be peeked: take and put back (only this thread touches it).
         let rn = self.runnext.take();
         let has = rn.is_some();
@@ -650,7 +649,7 @@ impl Worker {
         self.release_p();
         let parker = &self.remote().parker;
         Counters::bump(&self.counters().sleeps, 1);
-        let net = &self.remote().net;
+        let io = &self.remote().io;
         // With descriptors registered, the worker sleeps in its poller so that
         // readiness wakes it; epoll counts in milliseconds, so not for a timer due
         // sooner than that.
@@ -662,12 +661,11 @@ impl Worker {
         };
         let _idle = super::deadlock::Idle::enter();
         self.counters().note_sleep(self.shared.epoch);
-        let searching = if net.is_active() && !soon {
+        let searching = if io.is_active() && !soon {
             self.shared.idle.sleep(self.index, has_work, || {
                 parker.park_polling(deadline, |d| {
-                    self.poller
-                        .borrow_mut()
-                        .poll(net, netpoll::timeout_until(d));
+                    let timeout = d.map(|d| d.saturating_duration_since(Instant::now()));
+                    self.poller.borrow_mut().poll(timeout);
                 })
             })
         } else {

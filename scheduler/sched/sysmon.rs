@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an M may run one coroutine before sysmon hands its P to another M.
-pub(crate) const HOG: Duration = Duration::from_millis(10);
+pub(super) const HOG: Duration = Duration::from_millis(10);
 const MIN_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
 
@@ -33,7 +33,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     // Sysmon never holds up a coroutine: for deadlock detection it is always idle.
     let _idle = super::deadlock::Idle::enter();
     let mut dead = super::deadlock::Watch::default();
-    let mut dumped = super::sigquit::generation();
+    let mut dumped = (shared.observer.sigquit_generation)();
     let start = Instant::now();
     let mut seen = vec![
         Seen {
@@ -126,10 +126,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
             starved_rounds = 0;
         }
         dead.look(&shared);
-        let g = super::sigquit::generation();
+        let g = (shared.observer.sigquit_generation)();
         if g != dumped {
             dumped = g;
-            eprintln!("SIGQUIT: corun dump\n{}", super::dump::dump(&shared));
+            eprintln!("SIGQUIT: corun dump\n{}", (shared.observer.dump)(&shared));
         }
         if acted {
             idle_rounds = 0;

@@ -137,14 +137,14 @@ fn threads_in_process() -> Option<usize> {
 }
 
 /// Whether every thread of the process is accounted for as idle or waiting in corun.
-pub(crate) fn all_threads_accounted() -> bool {
+pub(super) fn all_threads_accounted() -> bool {
     let accounted = IDLE_THREADS.load(Ordering::SeqCst) + WAITING_THREADS.load(Ordering::SeqCst);
     threads_in_process() == Some(accounted)
 }
 
 /// Sysmon's deadlock watch over one runtime.
 #[derive(Default)]
-pub(crate) struct Watch {
+pub(super) struct Watch {
     /// (live, parked, switches) at the last look where everything held.
     last: Option<(usize, usize, u64)>,
     reported: bool,
@@ -152,7 +152,7 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// One look (each sysmon round): reports a deadlock proven at two looks in a row.
-    pub(crate) fn look(&mut self, shared: &Shared) {
+    pub(super) fn look(&mut self, shared: &Shared) {
         if shared.deadlock == Deadlock::Off {
             return;
         }
@@ -203,7 +203,7 @@ fn report(shared: &Shared, live: usize) -> String {
         "{live} coroutine(s) of runtime '{}' parked on channels, locks or joins with no \
          timeout, and no thread left that could wake them.\n\n{}",
         shared.name,
-        super::dump::dump(shared)
+        (shared.observer.dump)(shared)
     )
 }
 

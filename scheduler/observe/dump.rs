@@ -9,10 +9,10 @@
 //! read with `mincore` while its registry is locked, so its stack cannot go back to
 //! the pool meanwhile.
 
-use super::registry::Entry;
-use super::shared::Shared;
-use super::task::{G, PARKED};
-use super::wait;
+use crate::sched::registry::Entry;
+use crate::sched::shared::Shared;
+use crate::sched::task::{G, PARKED};
+use crate::sched::wait;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -129,7 +129,7 @@ fn fmt_bytes(b: usize) -> String {
 /// The calling coroutine's stack high-water mark, if it runs on a runtime with stack
 /// statistics on.
 pub(crate) fn current_stack_high_water() -> Option<usize> {
-    let body = super::context::with_worker(|w| {
+    let body = crate::sched::context::with_worker(|w| {
         if !w.shared.stack_stats {
             return None;
         }
@@ -161,7 +161,7 @@ mod tests {
             .name("io")
             .spawn_on(rt.handle(), move || {
                 while !d2.load(Ordering::Acquire) {
-                    crate::runtime::park::park_io(None);
+                    crate::sched::park::park_io(None);
                 }
             })
             .unwrap();

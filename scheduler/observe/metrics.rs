@@ -1,80 +1,9 @@
-//! Per-worker event counters, each counted where its event happens.
-//!
-//! Only the owning worker writes them (a relaxed load and store, no read-modify-write),
-//! anyone may read them.
+//! [`Metrics`]: snapshots of the scheduler's counters (`sched::counters`).
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::sched::counters::Counters;
+use crate::sched::shared::Shared;
 use std::time::{Duration, Instant};
-
-/// Aligned to its own cache lines: its owner writes it on every switch, while other
-/// threads touch the rest of the worker's shared state.
-#[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct Counters {
-    /// Coroutines spawned by coroutines of this worker.
-    pub(crate) spawned: AtomicU64,
-    /// Coroutines this worker started running.
-    pub(crate) started: AtomicU64,
-    /// Coroutines that ended on this worker (returned, or dropped unstarted).
-    pub(crate) finished: AtomicU64,
-    /// Switches into a coroutine.
-    pub(crate) switches: AtomicU64,
-    /// Coroutines taken from other workers' queues.
-    pub(crate) stolen: AtomicU64,
-    /// Times this worker went to sleep.
-    pub(crate) sleeps: AtomicU64,
-    /// Successful steals (each takes one or more coroutines).
-    pub(crate) steals: AtomicU64,
-    /// Times a coroutine suspended itself to wait (the park took effect).
-    pub(crate) parks: AtomicU64,
-    /// Yields forced by the cooperative budget (`budget.rs`).
-    pub(crate) budget_yields: AtomicU64,
-    /// Nanoseconds awake, up to the last time this worker went to sleep.
-    pub(crate) busy_ns: AtomicU64,
-    /// When it last woke, in nanoseconds since the runtime's epoch, plus 1; 0 while
-    /// it sleeps.
-    pub(crate) awake_since: AtomicU64,
-    /// Id of the coroutine it last switched into, until it sleeps (0 then); the
-    /// coroutine runs now unless it parked (its state says so) or it is queued
-    /// again while its worker picks the next (a moment; not cleared per switch to
-    /// keep the switch at one store).
-    pub(crate) running: AtomicU64,
-}
-
-impl Counters {
-    #[inline]
-    pub(crate) fn bump(c: &AtomicU64, n: u64) {
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-
-    /// The worker wakes (or starts): busy time runs from now.
-    pub(crate) fn note_wake(&self, epoch: Instant) {
-        let now = epoch.elapsed().as_nanos() as u64;
-        self.awake_since.store(now + 1, Ordering::Relaxed);
-    }
-
-    /// The worker goes to sleep: adds the time since it woke to its busy time.
-    /// Nothing runs on it any more.
-    pub(crate) fn note_sleep(&self, epoch: Instant) {
-        self.running.store(0, Ordering::Relaxed);
-        let since = self.awake_since.load(Ordering::Relaxed);
-        if since != 0 {
-            let now = epoch.elapsed().as_nanos() as u64;
-            Self::bump(&self.busy_ns, (now + 1).saturating_sub(since));
-            self.awake_since.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// Busy time so far, counting the current stretch if it is awake.
-    fn busy(&self, epoch: Instant) -> Duration {
-        let mut ns = self.busy_ns.load(Ordering::Relaxed);
-        let since = self.awake_since.load(Ordering::Relaxed);
-        if since != 0 {
-            ns += (epoch.elapsed().as_nanos() as u64 + 1).saturating_sub(since);
-        }
-        Duration::from_nanos(ns)
-    }
-}
 
 /// A snapshot of one worker's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,5 +142,44 @@ impl Counters {
             inbox: 0,
             started_alive: 0,
         }
+    }
+}
+
+/// A snapshot of the counters (see [`Metrics`]).
+pub(crate) fn snapshot(shared: &Shared) -> Metrics {
+    // The sets first, the counters after: a worker counts a coroutine finished
+    // before it takes it out of its set (release/acquire through the registry's
+    // length or the map's lock), so one that is gone here is counted below.
+    let ms = &shared.remotes[..shared.ms_started()];
+    let alive: Vec<usize> = ms.iter().map(|r| r.registry.len()).collect();
+    let migratable_alive = shared.migratable.lock().len();
+    let mut workers = Vec::with_capacity(ms.len());
+    let (mut started_alive, mut unstarted) = (0, 0);
+    for (r, alive) in ms.iter().zip(alive) {
+        let mut w = r.counters.snapshot(shared.epoch);
+        w.local_queue = r.steal.len();
+        w.inbox = r.inbox_len.load(Ordering::Relaxed);
+        w.started_alive = alive;
+        started_alive += alive;
+        workers.push(w);
+    }
+    let global_queue = shared.inject.len();
+    // The portable queues hold unstarted coroutines (and runnable migratable
+    // ones, which the map counts already: rare, and absent once all wait).
+    unstarted += global_queue + workers.iter().map(|w| w.local_queue).sum::<usize>();
+    let stats = shared.stack_stats;
+    Metrics {
+        live: started_alive + migratable_alive + unstarted,
+        queued_unstarted: unstarted,
+        workers,
+        spawned_outside: shared.spawned_outside.load(Ordering::Relaxed),
+        global_queue,
+        stacks_mapped: shared.stacks.mapped(),
+        stacks_pooled: shared.stacks.pooled(),
+        stack_high_water_max: stats.then(|| shared.stack_high_water_max.load(Ordering::Relaxed)),
+        // Its Ms, its sysmon, and its schedtrace monitor if one runs.
+        threads: ms.len() + 1 + shared.monitor.load(Ordering::Relaxed) as usize,
+        blocking_threads: crate::blocking::threads(),
+        handoffs: shared.handoffs.load(Ordering::Relaxed),
     }
 }

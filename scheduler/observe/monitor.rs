@@ -7,7 +7,7 @@
 //! read of the runtime (atomics, the queues' lengths), so a worker stuck in a hog
 //! does not stop it.
 
-use super::shared::Shared;
+use crate::sched::shared::Shared;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::sync::{Arc, Condvar, Mutex};
@@ -102,8 +102,8 @@ fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar), every: Duration) {
 /// runtime's threads, workers searching for work, the global queue, each worker's
 /// local queue, live coroutines, steals, queue hand-offs (sysmon's, 0 until it
 /// exists), yields forced by the cooperative budget.
-pub(crate) fn schedtrace_line(shared: &Shared) -> String {
-    let m = shared.metrics();
+pub(super) fn schedtrace_line(shared: &Shared) -> String {
+    let m = super::metrics::snapshot(shared);
     let (awake, searching) = shared.idle.snapshot();
     let workers = m.workers.len();
     let mut s = format!(

@@ -12,7 +12,7 @@
 //! coroutine's only while it runs.
 
 /// Operations a coroutine may complete without yielding, per turn on its worker.
-pub(crate) const BUDGET: u32 = 128;
+pub(super) const BUDGET: u32 = 128;
 
 /// Counts one operation against the running coroutine's budget, yielding first if
 /// it is spent. Does nothing outside a coroutine. Not a cancellation point.
@@ -21,7 +21,7 @@ pub(crate) fn consume() {
     #[cfg(not(loom))]
     {
         use super::context;
-        use super::metrics::Counters;
+        use super::counters::Counters;
         use super::task::Request;
         let spent = context::with_worker(|w| {
             if w.current.get().is_none() {

@@ -124,7 +124,7 @@ impl G {
     ///
     /// # Safety
     /// `p` points to a live task (some reference keeps it alive during the call).
-    pub(crate) unsafe fn from_ptr(p: NonNull<Task>) -> G {
+    pub(super) unsafe fn from_ptr(p: NonNull<Task>) -> G {
         // SAFETY: the task is alive per the contract.
         unsafe { p.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
         G(p)
@@ -158,7 +158,7 @@ impl Task {
 
 /// Park states (see `park.rs` for the protocol).
 pub(crate) const RUNNING: u8 = 0;
-pub(crate) const NOTIFIED: u8 = 1;
+pub(super) const NOTIFIED: u8 = 1;
 pub(crate) const PARKED: u8 = 2;
 pub(crate) const QUEUED: u8 = 3;
 
@@ -167,7 +167,7 @@ const JOIN_WAITING: u8 = 1;
 const JOIN_DONE: u8 = 2;
 
 /// `home` before the coroutine first runs.
-pub(crate) const UNSTARTED: u32 = u32::MAX;
+pub(super) const UNSTARTED: u32 = u32::MAX;
 
 /// Settings few coroutines have, kept out of line.
 struct Extras {
@@ -193,7 +193,7 @@ pub(crate) struct Header {
     /// Name and stack size, for the few coroutines built with them.
     extras: Option<Box<Extras>>,
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
-    pub(crate) timer_seq: AtomicU32,
+    pub(super) timer_seq: AtomicU32,
     /// What the coroutine last parked on, since when and until when (`wait.rs`):
     /// written by the coroutine as it parks, read by `dump` from any thread.
     pub(crate) wait: AtomicU64,
@@ -208,7 +208,7 @@ pub(crate) struct Header {
 /// A [`Waiter`] in one word, so that the header keeps room for the wait word: 0 for
 /// none, a coroutine's task pointer (a counted `G`; tasks are 8-byte aligned, so its
 /// low bit is 0), or a thread's counted `ThreadWaiter` with the low bit set.
-pub(crate) struct Joiner(usize);
+pub(super) struct Joiner(usize);
 
 const JOINER_THREAD: usize = 1;
 
@@ -308,7 +308,7 @@ impl Header {
         self.extras.as_ref().map_or(0, |e| e.stack_size)
     }
 
-    pub(crate) fn is_started(&self) -> bool {
+    pub(super) fn is_started(&self) -> bool {
         self.home.load(Ordering::Relaxed) != UNSTARTED
     }
 
@@ -493,7 +493,7 @@ fn drop_or_abort<V>(v: V, h: &Header, what: &str) {
 }
 
 /// Builds the fiber of `g` on `stack`: the coroutine's entry point.
-pub(crate) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberBox<Request> {
+pub(super) fn make_fiber(g: &G, stack: crate::coroutine::stack::Stack) -> FiberBox<Request> {
     let g2 = g.clone();
     let h = &g.header;
     FiberBox::new(stack, h.name(), h.id, move |s| {

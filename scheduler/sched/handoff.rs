@@ -86,7 +86,7 @@ impl Ps {
     }
 
     /// M `me` stops waiting for a P (shutdown).
-    pub(crate) fn cancel_wait(&self, me: usize) {
+    pub(super) fn cancel_wait(&self, me: usize) {
         self.state.lock().waiting.retain(|&w| w != me);
     }
 
@@ -104,7 +104,7 @@ impl Ps {
     /// Sysmon takes the P of stuck M `m` and sets its `revoked` hint. `Ok(Some(w))`:
     /// the P went to waiting M `w` (wake it); `Ok(None)`: the P is free now; `Err`:
     /// `m` held no P.
-    pub(crate) fn revoke(&self, m: usize, revoked: &AtomicBool) -> Result<Option<usize>, ()> {
+    pub(super) fn revoke(&self, m: usize, revoked: &AtomicBool) -> Result<Option<usize>, ()> {
         let mut st = self.state.lock();
         if !st.holds[m] {
             return Err(());

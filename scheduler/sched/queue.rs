@@ -105,7 +105,7 @@ use crate::loom::sync::atomic::{
     Ordering::{AcqRel, Acquire, Release},
 };
 use crate::loom::sync::Arc;
-use crate::runtime::inject::Inject;
+use crate::sched::inject::Inject;
 
 /// Slots per local queue (Go's `len(p.runq)` is 256 too).
 #[cfg(not(loom))]
@@ -254,7 +254,7 @@ impl<T: Send> Local<T> {
 
     /// Free slots: how many tasks [`push_back`](Self::push_back) can take
     /// now (slots a thief is still copying out of are not free yet).
-    pub(crate) fn remaining_slots(&self) -> usize {
+    pub(super) fn remaining_slots(&self) -> usize {
         let (steal, _) = unpack(self.inner.head.load(Acquire));
         LOCAL_QUEUE_CAPACITY - self.tail.wrapping_sub(steal) as usize
     }

@@ -16,7 +16,7 @@ thread_local! {
 
 /// Marks this thread as running worker `w` while the guard lives: dropping it (also
 /// by unwinding) clears the mark, so the pointer never outlives the `Worker`.
-pub(crate) struct WorkerGuard<'a>(std::marker::PhantomData<&'a Worker>);
+pub(super) struct WorkerGuard<'a>(std::marker::PhantomData<&'a Worker>);
 
 impl<'a> WorkerGuard<'a> {
     pub(crate) fn set(w: &'a Worker) -> WorkerGuard<'a> {
@@ -66,7 +66,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
 }
 
 /// The running coroutine, if any.
-pub(crate) fn current_task() -> Option<G> {
+pub(super) fn current_task() -> Option<G> {
     // SAFETY: the running coroutine's task is alive (see `current_task_ptr`).
     current_task_ptr().map(|p| unsafe { G::from_ptr(p) })
 }

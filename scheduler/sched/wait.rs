@@ -128,7 +128,7 @@ const TIMEOUT_MAX: u64 = (1 << 24) - 1;
 
 /// The wait word for parking now on `reason`, until `deadline` if any.
 #[inline]
-pub(crate) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
+pub(super) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
     let timeout = match deadline {
         None => 0,
         Some(d) => {
@@ -142,14 +142,14 @@ pub(crate) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
 /// primitive (another coroutine or a thread blocked in corun must wake it), as
 /// deadlock detection counts it. Sleeps, IO, futures and `blocking` calls do not.
 #[inline]
-pub(crate) fn deadlockable(word: u64) -> bool {
+pub(super) fn deadlockable(word: u64) -> bool {
     word >> 40 == 0 && Reason::from_u8(word as u8).waits_on_corun()
 }
 
 impl Reason {
     /// Whether only another coroutine, or a thread blocked in corun, ends this wait
     /// (no timer, IO, future or pool thread does).
-    pub(crate) fn waits_on_corun(self) -> bool {
+    pub(super) fn waits_on_corun(self) -> bool {
         matches!(
             self,
             Reason::Park

@@ -5,7 +5,7 @@
 //! its coroutine wakes early; it carries the park's sequence number and is ignored
 //! when it fires for a park that has already ended.
 
-use crate::runtime::task::G;
+use super::task::G;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
@@ -52,7 +52,7 @@ impl Timers {
         self.heap.push(Entry { deadline, seq, g });
     }
 
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|e| e.deadline)
     }
 
@@ -62,7 +62,7 @@ impl Timers {
 
     /// Pops every timer due at `now` whose park is still current, handing its
     /// coroutine to `fire`. Returns how many fired.
-    pub(crate) fn expire(&mut self, now: Instant, mut fire: impl FnMut(G)) -> usize {
+    pub(super) fn expire(&mut self, now: Instant, mut fire: impl FnMut(G)) -> usize {
         let mut n = 0;
         while let Some(e) = self.heap.peek() {
             if e.deadline > now {

@@ -83,7 +83,7 @@ impl Parker {
 
     /// Sleeps in the poller: `wait` blocks until an IO event, `deadline`, or the
     /// poller's waker, which `unpark` calls while this worker is in there.
-    pub(crate) fn park_polling(
+    pub(super) fn park_polling(
         &self,
         deadline: Option<Instant>,
         wait: impl FnOnce(Option<Instant>),

@@ -99,7 +99,7 @@ pub(crate) fn checkpoint_current() {
 
 /// Whether the coroutine was asked to stop.
 #[inline]
-pub(crate) fn is_requested(h: &Header) -> bool {
+pub(super) fn is_requested(h: &Header) -> bool {
     h.cancel.load(Ordering::Relaxed)
 }
 

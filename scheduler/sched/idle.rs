@@ -45,7 +45,7 @@ impl Idle {
     }
 
     /// Becomes a searcher if fewer than half the awake workers search.
-    pub(crate) fn try_start_searching(&self) -> bool {
+    pub(super) fn try_start_searching(&self) -> bool {
         let s = self.state.load(Ordering::SeqCst);
         let (unparked, searching) = Self::unpack(s);
         if 2 * searching >= unparked {
@@ -56,7 +56,7 @@ impl Idle {
     }
 
     /// Stops searching; true if this was the last searcher.
-    pub(crate) fn stop_searching(&self) -> bool {
+    pub(super) fn stop_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         prev & SEARCH_MASK == 1
     }
@@ -106,7 +106,7 @@ impl Idle {
 
     /// After publishing portable work: a sleeper to wake, if waking one is needed.
     /// The chosen worker is counted awake and searching before it runs.
-    pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+    pub(super) fn worker_to_notify(&self) -> Option<usize> {
         fence(Ordering::SeqCst);
         if !self.should_notify() {
             return None;
@@ -127,7 +127,7 @@ impl Idle {
     }
 
     /// A new M (sysmon's extra thread) joins, awake.
-    pub(crate) fn add_m(&self) {
+    pub(super) fn add_m(&self) {
         let _sl = self.sleepers.lock();
         self.workers.fetch_add(1, Ordering::SeqCst);
         self.state.fetch_add(1 << UNPARKED_SHIFT, Ordering::SeqCst);
@@ -158,8 +158,8 @@ impl Idle {
 mod loom_tests {
     use super::*;
     use crate::loom::sync::Arc;
-    use crate::runtime::inject::Inject;
-    use crate::runtime::parker::Parker;
+    use crate::sched::inject::Inject;
+    use crate::sched::parker::Parker;
 
     struct World {
         idle: Idle,

@@ -1,9 +1,9 @@
 //! The state of one runtime that every worker and every waker can reach.
 
 use super::context;
+use super::counters::Counters;
 use super::idle::Idle;
 use super::inject::Inject;
-use super::metrics::{Counters, Metrics};
 use super::parker::Parker;
 use super::queue::Steal;
 use super::registry::{Entry, Registry};
@@ -22,40 +22,50 @@ pub(crate) struct Remote {
     inbox: Mutex<Vec<G>>,
     pub(crate) inbox_len: AtomicUsize,
     pub(crate) parker: Parker,
-    /// This worker's netpoller, as other threads reach it.
-    pub(crate) net: crate::netpoll::NetRemote,
+    /// This worker's IO driver (the netpoller), as other threads reach it.
+    pub(crate) io: Arc<dyn super::driver::DriverHandle>,
     pub(crate) counters: Counters,
     /// Sysmon revoked this M's P: see `handoff.rs`.
-    pub(crate) revoked: AtomicBool,
+    pub(super) revoked: AtomicBool,
     /// Started coroutines bound to this worker, alive (see `registry.rs`).
     pub(crate) registry: Registry,
 }
 
 impl Remote {
-    pub(crate) fn new(steal: Steal<G>, net: crate::netpoll::NetRemote) -> Remote {
+    pub(crate) fn new(steal: Steal<G>, io: Arc<dyn super::driver::DriverHandle>) -> Remote {
         Remote {
             steal,
             inbox: Mutex::new(Vec::new()),
             inbox_len: AtomicUsize::new(0),
             parker: Parker::new(),
-            net,
+            io,
             revoked: AtomicBool::new(false),
             counters: Counters::default(),
             registry: Registry::default(),
         }
     }
 
-    pub(crate) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
+    pub(super) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
         let mut q = self.inbox.lock();
         self.inbox_len.store(0, Ordering::Relaxed);
         into.extend(q.drain(..));
     }
 }
 
-/// What an extra M needs to start: its run queue and its poller.
-pub(crate) type SpareM = (super::queue::Local<G>, crate::netpoll::Poller);
+/// What an extra M needs to start: its run queue and its IO driver.
+pub(super) type SpareM = (super::queue::Local<G>, Box<dyn super::driver::Driver>);
+
+/// What the core asks of observability, which it does not import: set by the
+/// builder, called by sysmon and deadlock detection.
+pub(crate) struct Observer {
+    /// Go's goroutine dump of a runtime (`observe::dump`).
+    pub(crate) dump: fn(&Shared) -> String,
+    /// How many SIGQUITs have arrived so far: sysmon prints a dump for each new one.
+    pub(crate) sigquit_generation: fn() -> u64,
+}
 
 pub(crate) struct Shared {
+    pub(crate) observer: Observer,
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) inject: Inject<G>,
     pub(crate) idle: Idle,
@@ -84,7 +94,7 @@ pub(crate) struct Shared {
     /// The extra Ms' threads, joined when the runtime is dropped.
     pub(crate) spare_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Timers of `migratable` coroutines: any M, or sysmon, fires them.
-    pub(crate) portable_timers: Mutex<crate::time::heap::Timers>,
+    pub(crate) portable_timers: Mutex<crate::sched::timers::Timers>,
     pub(crate) portable_timer_count: AtomicUsize,
     pub(crate) sysmon_parker: Parker,
     /// The runtime's name, for its threads' names.
@@ -122,7 +132,7 @@ impl Shared {
     /// Queues a woken coroutine (its state is already QUEUED). A started coroutine
     /// goes back to its own worker: `runnext` if the waker is a coroutine on that
     /// worker, else that worker's inbox.
-    pub(crate) fn schedule_woken(&self, g: G) {
+    pub(super) fn schedule_woken(&self, g: G) {
         let home = g.header.home.load(Ordering::Relaxed);
         debug_assert_ne!(home, UNSTARTED);
         let g = match context::with_worker(|w| {
@@ -160,52 +170,13 @@ impl Shared {
     /// Wakes worker `i` wherever it sleeps (its condition variable or the poller).
     pub(crate) fn unpark_worker(&self, i: usize) {
         let r = &self.remotes[i];
-        r.parker.unpark(|| r.net.wake());
+        r.parker.unpark(|| r.io.wake());
     }
 
     /// Wakes a sleeping worker to look for portable work, if one is needed.
-    pub(crate) fn notify_parked(&self) {
+    pub(super) fn notify_parked(&self) {
         if let Some(i) = self.idle.worker_to_notify() {
             self.unpark_worker(i);
-        }
-    }
-
-    /// A snapshot of the counters (see [`Metrics`]).
-    pub(crate) fn metrics(&self) -> Metrics {
-        // The sets first, the counters after: a worker counts a coroutine finished
-        // before it takes it out of its set (release/acquire through the registry's
-        // length or the map's lock), so one that is gone here is counted below.
-        let ms = &self.remotes[..self.ms_started()];
-        let alive: Vec<usize> = ms.iter().map(|r| r.registry.len()).collect();
-        let migratable_alive = self.migratable.lock().len();
-        let mut workers = Vec::with_capacity(ms.len());
-        let (mut started_alive, mut unstarted) = (0, 0);
-        for (r, alive) in ms.iter().zip(alive) {
-            let mut w = r.counters.snapshot(self.epoch);
-            w.local_queue = r.steal.len();
-            w.inbox = r.inbox_len.load(Ordering::Relaxed);
-            w.started_alive = alive;
-            started_alive += alive;
-            workers.push(w);
-        }
-        let global_queue = self.inject.len();
-        // The portable queues hold unstarted coroutines (and runnable migratable
-        // ones, which the map counts already: rare, and absent once all wait).
-        unstarted += global_queue + workers.iter().map(|w| w.local_queue).sum::<usize>();
-        let stats = self.stack_stats;
-        Metrics {
-            live: started_alive + migratable_alive + unstarted,
-            queued_unstarted: unstarted,
-            workers,
-            spawned_outside: self.spawned_outside.load(Ordering::Relaxed),
-            global_queue,
-            stacks_mapped: self.stacks.mapped(),
-            stacks_pooled: self.stacks.pooled(),
-            stack_high_water_max: stats.then(|| self.stack_high_water_max.load(Ordering::Relaxed)),
-            // Its Ms, its sysmon, and its schedtrace monitor if one runs.
-            threads: ms.len() + 1 + self.monitor.load(Ordering::Relaxed) as usize,
-            blocking_threads: crate::blocking::threads(),
-            handoffs: self.handoffs.load(Ordering::Relaxed),
         }
     }
 
@@ -226,7 +197,7 @@ impl Shared {
 
     /// Starts the next extra M (sysmon, when every M is stuck); false if the cap is
     /// reached, the runtime is shutting down, or the thread could not be made.
-    pub(crate) fn start_spare(self: &Arc<Self>) -> bool {
+    pub(super) fn start_spare(self: &Arc<Self>) -> bool {
         let mut spares = self.spares.lock();
         if self.shutdown.load(Ordering::SeqCst) {
             return false;
@@ -257,13 +228,13 @@ impl Shared {
     }
 
     /// Arms a timer for a `migratable` coroutine.
-    pub(crate) fn add_portable_timer(&self, deadline: std::time::Instant, g: G) {
+    pub(super) fn add_portable_timer(&self, deadline: std::time::Instant, g: G) {
         let mut t = self.portable_timers.lock();
         t.add(deadline, g);
         self.portable_timer_count.store(t.len(), Ordering::Relaxed);
     }
 
-    pub(crate) fn next_portable_deadline(&self) -> Option<std::time::Instant> {
+    pub(super) fn next_portable_deadline(&self) -> Option<std::time::Instant> {
         if self.portable_timer_count.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -271,7 +242,7 @@ impl Shared {
     }
 
     /// Fires the due timers of `migratable` coroutines; returns how many.
-    pub(crate) fn fire_portable_timers(&self, now: std::time::Instant) -> usize {
+    pub(super) fn fire_portable_timers(&self, now: std::time::Instant) -> usize {
         if self.portable_timer_count.load(Ordering::Relaxed) == 0 {
             return 0;
         }
@@ -291,7 +262,7 @@ impl Shared {
     }
 
     /// True if some queue other workers can take from holds work.
-    pub(crate) fn has_portable_work(&self) -> bool {
+    pub(super) fn has_portable_work(&self) -> bool {
         !self.inject.is_empty()
             || self.remotes[..self.ms_started()]
                 .iter()

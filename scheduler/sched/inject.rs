@@ -97,7 +97,7 @@ impl<T> Inject<T> {
 
     /// Whether [`close`](Self::close) has been called (a snapshot).
     #[allow(dead_code)] // injector API (tests, shutdown checks)
-    pub(crate) fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
     }
 
@@ -117,7 +117,7 @@ impl<T> Inject<T> {
     /// Never refused, even after [`close`](Self::close) (see the module
     /// docs). `tasks` runs while the lock is held, so it must not touch this
     /// injector.
-    pub(crate) fn push_batch(&self, tasks: impl Iterator<Item = T>) {
+    pub(super) fn push_batch(&self, tasks: impl Iterator<Item = T>) {
         let mut synced = self.synced.lock();
         synced.queue.extend(tasks);
         self.len.store(synced.queue.len(), SeqCst);
@@ -170,7 +170,7 @@ impl<T> Default for Inject<T> {
 }
 
 /// Iterator returned by [`Inject::pop_n`]; holds the injector's lock.
-pub(crate) struct PopN<'a, T> {
+pub(super) struct PopN<'a, T> {
     inject: &'a Inject<T>,
     synced: Option<MutexGuard<'a, Synced<T>>>,
     remaining: usize,
