@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::time::Instant;
 
-pub(crate) struct Inner<T> {
+pub(super) struct Inner<T> {
     buf: VecDeque<T>,
     pub(super) recvq: WaitQueue<T>,
     pub(super) sendq: WaitQueue<T>,
@@ -73,7 +73,7 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn capacity(&self) -> Option<usize> {
+    pub(super) fn capacity(&self) -> Option<usize> {
         self.cap
     }
 
@@ -96,7 +96,7 @@ impl<T> Chan<T> {
 
     /// Records, under the lock, that the other side may now proceed.
     #[inline]
-    pub(crate) fn bump(&self) {
+    pub(super) fn bump(&self) {
         // Only the lock holder writes it: a load and a store, no read-modify-write.
         let v = self.version.load(Ordering::Relaxed);
         self.version.store(v.wrapping_add(1), Ordering::Release);
@@ -165,7 +165,7 @@ impl<T> Chan<T> {
     }
 
     /// Under the lock: whether the given side could complete now for a selector `me`.
-    pub(crate) fn ready(&self, g: &Inner<T>, side: Side, me: *const Selector) -> bool {
+    pub(super) fn ready(&self, g: &Inner<T>, side: Side, me: *const Selector) -> bool {
         match side {
             Side::Recv => !g.buf.is_empty() || g.senders_gone || g.sendq.has_live(me),
             Side::Send => g.receivers_gone || self.has_room(g) || g.recvq.has_live(me),
@@ -226,7 +226,7 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
+    pub(super) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let r = {
             let mut g = self.inner.lock();
             self.try_send_locked(&mut g, v, std::ptr::null())
@@ -238,7 +238,7 @@ impl<T> Chan<T> {
         })
     }
 
-    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+    pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
         let r = {
             let mut g = self.inner.lock();
             self.try_recv_locked(&mut g, std::ptr::null())
@@ -252,7 +252,7 @@ impl<T> Chan<T> {
     }
 
     /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
-    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+    pub(super) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         crate::sched::budget::consume();
         let mut step = 0;
         let mut v = v;
@@ -307,7 +307,7 @@ impl<T> Chan<T> {
     }
 
     /// Receives, waiting for a value until `deadline` (forever if `None`).
-    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::sched::budget::consume();
         let mut step = 0;
         let mut g = loop {

@@ -126,7 +126,7 @@ pub(super) fn loom_yield() {
 }
 
 /// Nobody has completed the operation yet.
-pub(crate) const WAITING: usize = 0;
+pub(super) const WAITING: usize = 0;
 /// The owner gave up (timeout or unwinding); no case may complete any more.
 pub(super) const ABORTED: usize = usize::MAX;
 
@@ -149,7 +149,7 @@ impl Selector {
     /// The case that completed, `Some(ABORTED)` if the owner gave up, `None` while
     /// waiting. Acquire: a winning case's slot is readable once this returns it.
     #[inline]
-    pub(crate) fn selected(&self) -> Option<usize> {
+    pub(super) fn selected(&self) -> Option<usize> {
         match self.state.load(Ordering::Acquire) {
             WAITING => None,
             ABORTED => Some(ABORTED),
@@ -167,7 +167,7 @@ impl Selector {
 
     /// Makes the selector waitable again after an abort, once no entry refers to it.
     #[inline]
-    pub(crate) fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         // `&mut self`: nobody else can see it, so a relaxed store is enough.
         self.state.store(WAITING, Ordering::Relaxed);
     }
@@ -198,7 +198,7 @@ impl<T> Entry<T> {
     }
 
     /// Ties the entry to case `case` of `sel` before it is queued.
-    pub(crate) fn bind(&mut self, sel: &Selector, case: usize) {
+    pub(super) fn bind(&mut self, sel: &Selector, case: usize) {
         self.sel = sel;
         self.case = case;
     }
@@ -212,7 +212,7 @@ impl<T> Entry<T> {
 
 /// A FIFO of waiting entries (senders or receivers of one channel). Lives inside the
 /// channel's mutex; every method is called with that lock held.
-pub(crate) struct WaitQueue<T> {
+pub(super) struct WaitQueue<T> {
     q: VecDeque<NonNull<Entry<T>>>,
 }
 
@@ -232,7 +232,7 @@ impl<T> WaitQueue<T> {
     }
 
     /// Unlinks `e` if it is still queued.
-    pub(crate) fn remove(&mut self, e: NonNull<Entry<T>>) {
+    pub(super) fn remove(&mut self, e: NonNull<Entry<T>>) {
         if let Some(i) = self.q.iter().position(|&x| x == e) {
             self.q.remove(i);
         }
@@ -277,7 +277,7 @@ impl<T> WaitQueue<T> {
 
     /// Hands `v` to the first waiting receiver not of `me`; gives the waiter to unpark,
     /// or `v` back if nobody waits.
-    pub(crate) fn give(&mut self, v: T, me: *const Selector) -> Result<Waiter, T> {
+    pub(super) fn give(&mut self, v: T, me: *const Selector) -> Result<Waiter, T> {
         let mut v = v;
         while let Some((e, s, case)) = self.pop_live(me) {
             let waiter = s.waiter.clone();
@@ -297,7 +297,7 @@ impl<T> WaitQueue<T> {
 
     /// Takes the value of the first waiting sender not of `me`, with the waiter to
     /// unpark.
-    pub(crate) fn take(&mut self, me: *const Selector) -> Option<(T, Waiter)> {
+    pub(super) fn take(&mut self, me: *const Selector) -> Option<(T, Waiter)> {
         while let Some((e, s, case)) = self.pop_live(me) {
             let waiter = s.waiter.clone();
             // SAFETY: as in `give`: only we may touch the slot now.

@@ -502,7 +502,7 @@ mod lsan {
         fn __lsan_unregister_root_region(p: *const libc::c_void, size: usize);
     }
 
-    pub(super) fn register(addr: usize, len: usize) {
+    pub(crate) fn register(addr: usize, len: usize) {
         // SAFETY: the ASan runtime (linked by `-Zsanitizer=address`, which the
         // `sanitize` feature requires) only records the range here; it reads it at
         // the leak check, and the range is unregistered before it is unmapped.
@@ -518,7 +518,7 @@ mod lsan {
 #[cfg(not(feature = "sanitize"))]
 mod lsan {
     pub(super) const ENABLED: bool = false;
-    pub(super) fn register(_addr: usize, _len: usize) {}
+    pub(crate) fn register(_addr: usize, _len: usize) {}
     pub(super) fn unregister(_addr: usize, _len: usize) {}
 }
 

@@ -48,7 +48,7 @@ impl<W> Readiness<W> {
     }
 
     /// The edge count to compare against after an attempt (read it before trying).
-    pub(crate) fn seq(&self, dir: Dir) -> u32 {
+    pub(super) fn seq(&self, dir: Dir) -> u32 {
         self.seq[dir as usize].load(Ordering::SeqCst)
     }
 
@@ -65,13 +65,13 @@ impl<W> Readiness<W> {
 
     /// Removes the waiters `is_me` matches (after a timeout, a cancellation or a
     /// spurious wake-up; an edge already took them out otherwise).
-    pub(crate) fn forget(&self, dir: Dir, mut is_me: impl FnMut(&W) -> bool) {
+    pub(super) fn forget(&self, dir: Dir, mut is_me: impl FnMut(&W) -> bool) {
         let mut q = self.waiters[dir as usize].lock();
         q.retain(|w| !is_me(w));
     }
 
     /// An edge in `dir`: counts it, then hands every waiter to `wake`.
-    pub(crate) fn fire(&self, dir: Dir, mut wake: impl FnMut(W)) {
+    pub(super) fn fire(&self, dir: Dir, mut wake: impl FnMut(W)) {
         self.seq[dir as usize].fetch_add(1, Ordering::SeqCst);
         let taken = std::mem::take(&mut *self.waiters[dir as usize].lock());
         for w in taken {

@@ -136,7 +136,7 @@ impl Builder {
 }
 
 /// Queues a built task on `rt`.
-pub(crate) fn submit(rt: &Shared, g: G) -> io::Result<()> {
+pub(super) fn submit(rt: &Shared, g: G) -> io::Result<()> {
     rt.spawn(g).map_err(|_| {
         io::Error::other("the corun runtime is shutting down: it no longer accepts new coroutines (spawn before dropping the Runtime)")
     })

@@ -19,7 +19,7 @@ thread_local! {
 pub(super) struct WorkerGuard<'a>(std::marker::PhantomData<&'a Worker>);
 
 impl<'a> WorkerGuard<'a> {
-    pub(crate) fn set(w: &'a Worker) -> WorkerGuard<'a> {
+    pub(super) fn set(w: &'a Worker) -> WorkerGuard<'a> {
         set_worker(w);
         WorkerGuard(std::marker::PhantomData)
     }

@@ -44,7 +44,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     #[inline]
-    pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    pub(super) fn bump(c: &AtomicU64, n: u64) {
         c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 

@@ -58,18 +58,18 @@ impl Ps {
     }
 
     /// Ps free right now.
-    pub(crate) fn free(&self) -> usize {
+    pub(super) fn free(&self) -> usize {
         self.state.lock().free
     }
 
     /// Whether M `me` holds a P.
-    pub(crate) fn holds(&self, me: usize) -> bool {
+    pub(super) fn holds(&self, me: usize) -> bool {
         self.state.lock().holds[me]
     }
 
     /// Takes a free P for M `me` (true), or queues it to be given one (false: wait
     /// until `holds(me)`).
-    pub(crate) fn acquire(&self, me: usize) -> bool {
+    pub(super) fn acquire(&self, me: usize) -> bool {
         let mut st = self.state.lock();
         if st.holds[me] {
             return true;
@@ -92,7 +92,7 @@ impl Ps {
 
     /// M `me` gives its P back (it is going to sleep or exit), if it still holds one
     /// (sysmon may have revoked it). Returns the M it went to, which the caller wakes.
-    pub(crate) fn release(&self, me: usize) -> Option<usize> {
+    pub(super) fn release(&self, me: usize) -> Option<usize> {
         let mut st = self.state.lock();
         if !st.holds[me] {
             return None;
@@ -116,7 +116,7 @@ impl Ps {
 
     /// The M's side of a revocation, at a switch: true if its P was taken (it must
     /// acquire one before running anything). Cheap unless the hint is set.
-    pub(crate) fn lost(&self, me: usize, revoked: &AtomicBool) -> bool {
+    pub(super) fn lost(&self, me: usize, revoked: &AtomicBool) -> bool {
         if !revoked.load(Ordering::Acquire) {
             return false;
         }

@@ -72,7 +72,7 @@ impl Idle {
     /// re-check for work, park until unparked or `deadline`, unregister. Returns true
     /// if it was woken to search (it is then counted as a searcher).
     /// `park` is the sleep itself: the worker's `Parker`, plain or in the poller.
-    pub(crate) fn sleep(
+    pub(super) fn sleep(
         &self,
         me: usize,
         has_work: impl FnOnce() -> bool,
@@ -134,13 +134,13 @@ impl Idle {
     }
 
     /// How many Ms are asleep now.
-    pub(crate) fn sleeping(&self) -> usize {
+    pub(super) fn sleeping(&self) -> usize {
         self.sleepers.lock().len()
     }
 
     /// (awake, searching) right now, for tests.
     #[cfg(all(test, loom))]
-    pub(crate) fn counts(&self) -> (usize, usize) {
+    pub(super) fn counts(&self) -> (usize, usize) {
         Self::unpack(self.state.load(Ordering::SeqCst))
     }
 

@@ -170,7 +170,7 @@ impl<T> Default for Inject<T> {
 }
 
 /// Iterator returned by [`Inject::pop_n`]; holds the injector's lock.
-pub(super) struct PopN<'a, T> {
+pub(crate) struct PopN<'a, T> {
     inject: &'a Inject<T>,
     synced: Option<MutexGuard<'a, Synced<T>>>,
     remaining: usize,

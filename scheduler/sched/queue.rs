@@ -364,7 +364,7 @@ impl<T: Send> Local<T> {
     /// (The caller guarantees room; the check is a real `assert!` because
     /// overrunning would overwrite slots a thief may be reading, and it is
     /// one comparison per batch.)
-    pub(crate) fn push_back(&mut self, tasks: impl ExactSizeIterator<Item = T>) {
+    pub(super) fn push_back(&mut self, tasks: impl ExactSizeIterator<Item = T>) {
         let len = tasks.len();
         let free = self.free_slots(u32::try_from(len).unwrap_or(u32::MAX));
         assert!(

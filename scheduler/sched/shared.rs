@@ -21,7 +21,7 @@ pub(crate) struct Remote {
     /// Started coroutines of this worker woken by other threads.
     inbox: Mutex<Vec<G>>,
     pub(crate) inbox_len: AtomicUsize,
-    pub(crate) parker: Parker,
+    pub(super) parker: Parker,
     /// This worker's IO driver (the netpoller), as other threads reach it.
     pub(crate) io: Arc<dyn super::driver::DriverHandle>,
     pub(crate) counters: Counters,

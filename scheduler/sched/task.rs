@@ -116,7 +116,7 @@ impl G {
     }
 
     /// The task's address, for the current-coroutine pointer.
-    pub(crate) fn as_ptr(&self) -> NonNull<Task> {
+    pub(super) fn as_ptr(&self) -> NonNull<Task> {
         self.0
     }
 
@@ -157,7 +157,7 @@ impl Task {
 }
 
 /// Park states (see `park.rs` for the protocol).
-pub(crate) const RUNNING: u8 = 0;
+pub(super) const RUNNING: u8 = 0;
 pub(super) const NOTIFIED: u8 = 1;
 pub(crate) const PARKED: u8 = 2;
 pub(crate) const QUEUED: u8 = 3;
@@ -189,7 +189,7 @@ pub(crate) struct Header {
     pub(crate) slot: AtomicU32,
     pub(crate) id: u64,
     /// The runtime; valid while the coroutine is alive (the runtime outlives them all).
-    pub(crate) rt: *const Shared,
+    pub(super) rt: *const Shared,
     /// Name and stack size, for the few coroutines built with them.
     extras: Option<Box<Extras>>,
     /// Sequence number of the timer a parked coroutine waits on; 0 when none.
@@ -202,7 +202,7 @@ pub(crate) struct Header {
     /// The joiner, a [`Waiter`] packed in one word (see [`Joiner`]).
     joiner: UnsafeCell<Joiner>,
     /// Its `coroutine_local!` values (see `local.rs`).
-    pub(crate) locals: super::local::Slot,
+    pub(super) locals: super::local::Slot,
 }
 
 /// A [`Waiter`] in one word, so that the header keeps room for the wait word: 0 for
@@ -304,7 +304,7 @@ impl Header {
     }
 
     /// The stack size asked for at spawn, 0 for the runtime's default.
-    pub(crate) fn stack_size(&self) -> usize {
+    pub(super) fn stack_size(&self) -> usize {
         self.extras.as_ref().map_or(0, |e| e.stack_size)
     }
 
@@ -336,7 +336,7 @@ impl Header {
     /// # Safety
     /// The caller is this coroutine, running (so `suspender` was set by its entry and
     /// points into its live stack frame).
-    pub(crate) unsafe fn suspend(&self, req: Request) {
+    pub(super) unsafe fn suspend(&self, req: Request) {
         // SAFETY: per the contract, the pointer was set at entry and its frame lives
         // until the coroutine returns.
         unsafe { (**self.suspender.get()).suspend(req) }

@@ -43,7 +43,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Arms a timer that unparks `g` at `deadline` if it is still in this park.
-    pub(crate) fn add(&mut self, deadline: Instant, g: G) {
+    pub(super) fn add(&mut self, deadline: Instant, g: G) {
         // Never 0 (it means "no timer"); a stale entry could only be mistaken for a
         // current one after 2^32 timers on this worker while it stays in the heap.
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
@@ -78,7 +78,7 @@ impl Timers {
     }
 
     /// Drops every timer (shutdown).
-    pub(crate) fn clear(&mut self) -> Vec<G> {
+    pub(super) fn clear(&mut self) -> Vec<G> {
         self.heap.drain().map(|e| e.g).collect()
     }
 }

@@ -54,7 +54,7 @@ pub(crate) struct Worker {
     timers: RefCell<Timers>,
     stacks: RefCell<StackCache>,
     /// What the cooperative budget leaves the running coroutine (`budget.rs`).
-    pub(crate) budget: Cell<u32>,
+    pub(super) budget: Cell<u32>,
     tick: Cell<u32>,
     streak: Cell<u32>,
     rng: Cell<u64>,

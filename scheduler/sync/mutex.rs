@@ -73,7 +73,7 @@ impl<P: Park> RawMutex<P> {
     }
 
     #[inline]
-    pub(crate) fn try_lock(&self) -> bool {
+    pub(super) fn try_lock(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             if s & LOCKED != 0 {
@@ -445,7 +445,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T: ?Sized> {
-    pub(crate) mutex: &'a Mutex<T>,
+    pub(super) mutex: &'a Mutex<T>,
     /// Send/Sync as `&mut T` is (and as the mutex reference allows).
     _data: PhantomData<&'a mut T>,
 }

@@ -79,7 +79,7 @@ impl<P: Park> RawRwLock<P> {
         }
     }
 
-    pub(crate) fn read(&self) {
+    pub(super) fn read(&self) {
         if add(&self.readers, 1) < 0 {
             // A writer holds or waits: wait for its unlock to let us in.
             let finish = Finish {
@@ -121,7 +121,7 @@ impl<P: Park> RawRwLock<P> {
         }
     }
 
-    pub(crate) fn write(&self) {
+    pub(super) fn write(&self) {
         self.writer.lock();
         // Announce the writer; `r` readers were inside.
         let r = add(&self.readers, -MAX_READERS) + MAX_READERS;
@@ -135,7 +135,7 @@ impl<P: Park> RawRwLock<P> {
         }
     }
 
-    pub(crate) fn try_write(&self) -> bool {
+    pub(super) fn try_write(&self) -> bool {
         if !self.writer.try_lock() {
             return false;
         }

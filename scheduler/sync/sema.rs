@@ -45,7 +45,7 @@ pub(super) const HANDOFF: usize = 1;
 pub(super) const RETRY: usize = 2;
 
 /// How a waiter sleeps and is woken.
-pub(crate) trait Park: Clone {
+pub(super) trait Park: Clone {
     /// How long a waiter waits before it gets the lock handed over.
     const FAIR_AFTER: Duration = FAIR_AFTER;
     /// The caller.
@@ -89,14 +89,14 @@ struct Node<P> {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Front {
     /// Waiters remain behind this one.
-    pub(crate) more: bool,
+    pub(super) more: bool,
     /// It has waited longer than [`Park::FAIR_AFTER`].
     pub(super) starving: bool,
 }
 
 /// How a [`WaitQueue::wait`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
+pub(super) enum Wake {
     /// `validate` said not to sleep.
     Invalid,
     /// Woken with this token; `since` is when the wait first began.
@@ -106,7 +106,7 @@ pub(crate) enum Wake {
 }
 
 /// A FIFO of parked waiters behind a short lock. See the module docs.
-pub(crate) struct WaitQueue<P: Park = Waiter> {
+pub(super) struct WaitQueue<P: Park = Waiter> {
     nodes: Mutex<VecDeque<Arc<Node<P>>>>,
     /// Number of queued nodes, readable without the lock.
     len: AtomicUsize,
@@ -122,7 +122,7 @@ impl<P: Park> Default for WaitQueue<P> {
 #[derive(Clone, Copy, Default)]
 pub(super) struct WaitOpts {
     /// Give up at this instant.
-    pub(crate) deadline: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
     /// Re-queue at the front, keeping this start time (a woken waiter that lost the
     /// race goes back first in line, as Go's `queueLifo`).
     pub(super) requeue_since: Option<Instant>,
@@ -346,7 +346,7 @@ impl<P: Park> Sema<P> {
 
     /// Takes a permit if one is free.
     #[inline]
-    pub(crate) fn try_acquire(&self) -> bool {
+    pub(super) fn try_acquire(&self) -> bool {
         let mut n = self.permits.load(Ordering::Relaxed);
         while n > 0 {
             match self
@@ -361,7 +361,7 @@ impl<P: Park> Sema<P> {
     }
 
     /// Takes a permit, parking on `reason` until one is handed over.
-    pub(crate) fn acquire(&self, reason: Reason) {
+    pub(super) fn acquire(&self, reason: Reason) {
         self.acquire_until(None, reason);
     }
 
@@ -404,7 +404,7 @@ impl<P: Park> Sema<P> {
     }
 
     /// Adds `n` permits, handing each to a waiter while there are waiters.
-    pub(crate) fn release(&self, n: usize) {
+    pub(super) fn release(&self, n: usize) {
         self.permits.fetch_add(n, Ordering::SeqCst);
         // Store-load against the waiter's enqueue-fence-check.
         fence(Ordering::SeqCst);
@@ -428,7 +428,7 @@ impl<P: Park> Sema<P> {
 /// A lost wake-up leaves a thread parked forever, which loom reports as a deadlock.
 /// Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib sync::`.
 #[cfg(all(test, loom))]
-pub(crate) mod loom_tests {
+pub(super) mod loom_tests {
     use super::*;
 
     /// loom's threads as waiters. `FAIR` = true makes every waiter count as starving,
