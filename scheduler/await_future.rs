@@ -45,6 +45,6 @@ pub fn await_future<F: Future>(fut: F) -> F::Output {
             return v;
         }
         // Returns after a wake (or spuriously): polling again is always correct.
-        park::park_for(park::Reason::Future);
+        park::park(park::Reason::Future, None, park::Cancel::Point);
     }
 }

@@ -267,8 +267,8 @@ where
     // (the caller can take the result and return first), but then the result has
     // been moved out, so dropping the slot drops no `T`. So nothing of lifetime 'a
     // is touched after the caller returns. (The `Waiter` may hold the last reference
-    // to the coroutine; freeing it runs no user code that can unwind this thread:
-    // `task.rs` guards those destructors.)
+    // to the coroutine: freeing it then runs the user's destructors of its result
+    // here, guarded by `sched/task.rs` so that they cannot unwind this thread.)
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
     pool().submit(job);
     let r = loop {
@@ -276,7 +276,7 @@ where
             break r;
         }
         // Not a cancellation point: `f` must finish before this coroutine unwinds.
-        park::park_uncancellable(park::Reason::Blocking);
+        park::park(park::Reason::Blocking, None, park::Cancel::Ignore);
     };
     cancel::checkpoint_current();
     match r {

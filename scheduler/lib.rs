@@ -126,7 +126,7 @@ pub fn yield_now() {
 /// h.join().unwrap();
 /// ```
 pub fn park() {
-    sched::park::park()
+    sched::park::park(sched::park::Reason::Park, None, sched::park::Cancel::Point)
 }
 
 /// Every live coroutine of the caller's runtime (the default one outside a
@@ -193,5 +193,6 @@ pub fn stack_high_water() -> Option<usize> {
 
 /// As [`park`], returning after `timeout` at the latest.
 pub fn park_timeout(timeout: std::time::Duration) {
-    sched::park::park_until(std::time::Instant::now() + timeout)
+    let deadline = std::time::Instant::now() + timeout;
+    sched::park::park(sched::park::Reason::Park, Some(deadline), sched::park::Cancel::Point)
 }

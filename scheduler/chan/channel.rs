@@ -388,7 +388,7 @@ impl<T> Wait<'_, T> {
                 return s != ABORTED;
             }
             match deadline {
-                None => park::park_for(reason),
+                None => park::park(reason, None, park::Cancel::Point),
                 Some(d) => {
                     if Instant::now() >= d {
                         if self.sel.try_abort() {
@@ -396,7 +396,7 @@ impl<T> Wait<'_, T> {
                         }
                         continue; // a waker won just now
                     }
-                    park::park_until_for(d, reason);
+                    park::park(reason, Some(d), park::Cancel::Point);
                 }
             }
         }

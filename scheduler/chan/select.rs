@@ -333,7 +333,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                     break;
                 }
                 match deadline {
-                    None => park::park_for(park::Reason::Select),
+                    None => park::park(park::Reason::Select, None, park::Cancel::Point),
                     Some(d) => {
                         if Instant::now() >= d {
                             if reg.sel.try_abort() {
@@ -342,7 +342,7 @@ pub fn select(cases: &mut [&mut dyn Case], mode: Mode) -> Option<usize> {
                             }
                             continue;
                         }
-                        park::park_until_for(d, park::Reason::Select);
+                        park::park(park::Reason::Select, Some(d), park::Cancel::Point);
                     }
                 }
             }

@@ -86,7 +86,7 @@ pub(crate) mod park {
         }
     }
 
-    pub(crate) fn park() {
+    fn park_once() {
         PARKER.with(|p| {
             let mut token = p.token.lock();
             while !*token {
@@ -96,21 +96,12 @@ pub(crate) mod park {
         })
     }
 
-    /// loom has no clock: the deadline never passes (a model relying on it deadlocks).
-    pub(crate) fn park_until(_deadline: Instant) {
-        park()
-    }
+    pub(crate) use crate::sched::park::{Cancel, Reason};
 
-    pub(crate) use crate::sched::park::Reason;
-
-    /// As `park`; the reason is for dumps, which loom has not.
-    pub(crate) fn park_for(_reason: Reason) {
-        park()
-    }
-
-    /// As `park_until`.
-    pub(crate) fn park_until_for(deadline: Instant, _reason: Reason) {
-        park_until(deadline)
+    /// As the runtime's `park`. loom has no clock, so a deadline never passes (a
+    /// model relying on it deadlocks), and the reason is for dumps, which loom has not.
+    pub(crate) fn park(_reason: Reason, _deadline: Option<Instant>, _cancel: Cancel) {
+        park_once()
     }
 }
 

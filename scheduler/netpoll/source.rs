@@ -90,7 +90,7 @@ impl IoSource {
                 continue;
             }
             let _forget = Forget { ready, dir, me };
-            park::park_io(deadline);
+            park::park(park::Reason::Io, deadline, park::Cancel::Point);
         }
     }
 

@@ -463,6 +463,12 @@ impl Drop for Runtime {
         for t in spares {
             let _ = t.join();
         }
+        // A spawn that saw the runtime running may have queued a coroutine after
+        // the workers emptied the injector: it never starts.
+        while let Some(g) = s.inject.pop() {
+            g.abandon(Box::new(crate::Cancelled));
+            g.header.finish();
+        }
         // Normally every coroutine has ended by now. Under `panic = "abort"` the
         // started ones could not be unwound: they are leaked, stacks and values.
         let left = s.take_alive();

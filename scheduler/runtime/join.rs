@@ -40,7 +40,7 @@ impl<T> JoinHandle<T> {
         // SAFETY: `join` consumes the only handle, so this is the only joiner.
         if !h.is_finished() && unsafe { h.set_joiner(Waiter::current()) } {
             while !h.is_finished() {
-                park::park_for(park::Reason::Join);
+                park::park(park::Reason::Join, None, park::Cancel::Point);
             }
         }
         let mut out: Option<thread::Result<T>> = None;

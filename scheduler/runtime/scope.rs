@@ -62,6 +62,11 @@ impl<T> Drop for Packet<'_, T> {
         // the scope would wait forever, so abort instead, as `std::thread::scope` does.
         let result = self.result.get_mut().take();
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+            if payload.is::<crate::Cancelled>() {
+                // It waited while its dropper was being cancelled: gone, not failed.
+                self.scope.decrement();
+                return;
+            }
             std::mem::forget(payload);
             eprintln!("corun: fatal: the result of a scoped coroutine panicked while being dropped; aborting (as std::thread::scope does)");
             std::process::abort();
@@ -146,7 +151,7 @@ where
     // Not a cancellation point: the children borrow from this stack, so it must not
     // unwind before they are gone (they are cancelled too, and end soon).
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park_uncancellable(park::Reason::Scope);
+        park::park(park::Reason::Scope, None, park::Cancel::Ignore);
     }
     crate::sched::context::with_current(|t| crate::sched::cancel::checkpoint(&t.header));
     match r {
@@ -189,12 +194,22 @@ impl<'scope> Scope<'scope, '_> {
             result: UnsafeCell::new(None),
             _marker: PhantomData,
         });
-        let child_packet = packet.clone();
+        // Dropped unrun (cancelled, runtime dropped), the closure must go before the
+        // packet, whose drop lets the scope end: fields drop in declaration order.
+        struct Body<F, P> {
+            f: F,
+            packet: P,
+        }
+        let body = Body {
+            f,
+            packet: packet.clone(),
+        };
         let body = move || {
+            let Body { f, packet } = body;
             let r = catch_unwind(AssertUnwindSafe(f));
             // SAFETY: only this coroutine writes `result`, before it finishes.
-            unsafe { *child_packet.result.get() = Some(r) };
-            drop(child_packet);
+            unsafe { *packet.result.get() = Some(r) };
+            drop(packet);
         };
         let rt = match &self.rt {
             Some(h) => h.shared.clone(),

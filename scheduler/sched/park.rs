@@ -76,8 +76,10 @@ pub(crate) fn unpark(g: &G) {
         };
         match st.compare_exchange_weak(s, to, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) if to == QUEUED => {
-                // SAFETY: `rt` outlives every coroutine of the runtime, and this one is
-                // alive (we hold it) and parked, so the runtime has not finished shutting down.
+                // SAFETY: this coroutine was parked, so it is unfinished, and a runtime's
+                // shared state is freed only once all its coroutines finished (or is
+                // leaked: `Runtime::drop`); it cannot finish before we queue it below,
+                // and `schedule_woken` holds a reference for a waker from outside.
                 let rt = unsafe { &*g.header.rt };
                 if super::wait::deadlockable(g.header.wait.load(Ordering::Relaxed)) {
                     rt.parked_untimed.fetch_sub(1, Ordering::SeqCst);
@@ -101,79 +103,49 @@ pub(crate) fn may_spin() -> bool {
     }
 }
 
-/// Parks the caller until unparked (possibly spuriously: re-check the condition).
-/// `corun::park`'s wait; primitives name theirs with [`park_for`].
-pub(crate) fn park() {
-    park_for(Reason::Park)
+/// Whether a wait is a cancellation point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cancel {
+    /// A cancelled coroutine unwinds here instead of waiting: every ordinary wait.
+    Point,
+    /// The wait completes even while the coroutine is being cancelled: a scope
+    /// waiting for the children that borrow its stack, a blocking call's result.
+    Ignore,
 }
 
-/// As [`park`]; `reason` is what the coroutine waits on, as `dump` shows it (the
-/// core only stores it).
-pub(crate) fn park_for(reason: Reason) {
-    if context::with_current(|t| park_coroutine(t, None, reason)).is_none() {
-        thread_park(reason);
+/// Parks the caller until unparked, or until `deadline` passes if there is one
+/// (Go's `gopark`). It may return spuriously: re-check the condition. `reason` is
+/// what the caller waits on, as `dump` shows it (the core only stores it).
+///
+/// A coroutine switches out and frees its worker; a plain thread blocks, counted by
+/// deadlock detection when it waits on a corun primitive with no deadline.
+pub(crate) fn park(reason: Reason, deadline: Option<Instant>, cancel: Cancel) {
+    if context::with_current(|t| park_coroutine(t, deadline, reason, cancel)).is_none() {
+        park_thread(reason, deadline);
     }
 }
 
-/// A plain thread's untimed wait: counted by deadlock detection when it waits on a
-/// corun primitive (see `deadlock.rs`).
-fn thread_park(reason: Reason) {
-    if reason.waits_on_corun() {
-        ThreadWaiter::current().park();
-    } else {
-        thread::park();
-    }
-}
-
-/// Parks the caller until unparked or `deadline` passes (possibly spuriously).
-pub(crate) fn park_until(deadline: Instant) {
-    park_until_for(deadline, Reason::Park)
-}
-
-/// As [`park_until`], waiting on `reason` (see [`park_for`]).
-pub(crate) fn park_until_for(deadline: Instant, reason: Reason) {
-    if context::with_current(|t| park_coroutine(t, Some(deadline), reason)).is_none() {
-        let now = Instant::now();
-        if deadline > now {
-            thread::park_timeout(deadline - now);
-        }
-    }
-}
-
-/// Parks the caller until unparked, ignoring cancellation: for waits that must
-/// complete even while the coroutine is being cancelled (a scope waiting for the
-/// children that borrow from its stack). `reason` as for [`park_for`].
-pub(crate) fn park_uncancellable(reason: Reason) {
-    let parked = context::with_current(|t| {
-        let h = &t.header;
-        if h.state
-            .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            h.wait
-                .store(super::wait::encode(reason, None), Ordering::Relaxed);
-            // SAFETY: we are this coroutine, running on its own stack.
-            unsafe { h.suspend(Request::Park) };
-        }
-    });
-    if parked.is_none() {
-        thread_park(reason);
-    }
-}
-
-/// Parks the caller until unparked or `deadline` (if any) passes, waiting on IO:
-/// the netpoller's wait, so that `dump` shows it as such.
-pub(crate) fn park_io(deadline: Option<Instant>) {
+/// The thread half of [`park`].
+fn park_thread(reason: Reason, deadline: Option<Instant>) {
     match deadline {
-        Some(d) => park_until_for(d, Reason::Io),
-        None => park_for(Reason::Io),
+        Some(d) => {
+            let now = Instant::now();
+            if d > now {
+                thread::park_timeout(d - now);
+            }
+        }
+        None if reason.waits_on_corun() => ThreadWaiter::current().park(),
+        None => thread::park(),
     }
 }
 
-fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason) {
+fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason, cancel: Cancel) {
     let h = &t.header;
-    super::cancel::checkpoint(h);
-    if super::cancel::is_requested(h) {
+    let point = cancel == Cancel::Point;
+    if point {
+        super::cancel::checkpoint(h);
+    }
+    if point && super::cancel::is_requested(h) {
         // Cancelled, yet the checkpoint did not raise because this thread is
         // unwinding: this coroutine (a destructor waiting during its own unwind), or
         // another one of this worker suspended mid-unwind (std's panic count is per
@@ -194,8 +166,8 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason) {
         if let Some(g) = context::current_task() {
             if h.migratable {
                 // Any M (or sysmon) fires it: its own M may be stuck when it is due.
-                // SAFETY: `rt` outlives every coroutine of the runtime, and this one
-                // is running.
+                // SAFETY: this coroutine is running, so unfinished: its runtime's
+                // shared state is alive (see `unpark`).
                 let rt = unsafe { &*h.rt };
                 rt.add_portable_timer(d, g);
             } else {
@@ -208,7 +180,9 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason) {
     // SAFETY: we are this coroutine, running on its own stack.
     unsafe { h.suspend(Request::Park) };
     h.timer_seq.store(0, Ordering::Relaxed);
-    super::cancel::checkpoint(h);
+    if point {
+        super::cancel::checkpoint(h);
+    }
 }
 
 /// Gives the worker to the other runnable coroutines, then continues.

@@ -64,6 +64,8 @@ pub(crate) struct Observer {
     pub(crate) sigquit_generation: fn() -> u64,
 }
 
+/// The state of one runtime that every worker and every waker can reach. Always in
+/// an `Arc` (made by the builder): `KeepAlive` relies on it.
 pub(crate) struct Shared {
     pub(crate) observer: Observer,
     pub(crate) remotes: Box<[Remote]>,
@@ -135,15 +137,23 @@ impl Shared {
     pub(super) fn schedule_woken(&self, g: G) {
         let home = g.header.home.load(Ordering::Relaxed);
         debug_assert_ne!(home, UNSTARTED);
-        let g = match context::with_worker(|w| {
-            w.owned_by(self) && (g.header.migratable || w.index == home as usize)
-        }) {
-            Some(true) => {
-                context::with_worker(|w| w.push_woken(g));
-                return;
-            }
-            _ => g,
-        };
+        // On a worker of this runtime: its home worker (runnext), or another one
+        // (whose own reference keeps this state alive while it works here).
+        let here = context::with_worker(|w| {
+            w.owned_by(self)
+                .then(|| g.header.migratable || w.index == home as usize)
+        })
+        .flatten();
+        if here == Some(true) {
+            context::with_worker(|w| w.push_woken(g));
+            return;
+        }
+        // Any other thread holds no reference to the runtime: once the coroutine is
+        // queued it may run to its end and the runtime be dropped while this thread
+        // still wakes its worker. Hold one until done.
+        // SAFETY: `self` lives in an `Arc` (see `Shared`), alive now: the coroutine
+        // being woken is unfinished, so the workers, which hold references, run.
+        let _alive = (here.is_none()).then(|| unsafe { KeepAlive::new(self) });
         if g.header.migratable {
             // Any M may run it: its own may be stuck.
             match self.inject.push(g) {
@@ -267,5 +277,25 @@ impl Shared {
             || self.remotes[..self.ms_started()]
                 .iter()
                 .any(|r| !r.steal.is_empty())
+    }
+}
+
+/// A reference to a runtime's `Shared` taken from a plain pointer to it.
+struct KeepAlive(*const Shared);
+
+impl KeepAlive {
+    /// # Safety
+    /// `shared` is inside an `Arc` whose count is not zero now.
+    unsafe fn new(shared: &Shared) -> KeepAlive {
+        // SAFETY: per the contract, `shared` came from `Arc::new` and is alive.
+        unsafe { Arc::increment_strong_count(shared as *const Shared) };
+        KeepAlive(shared)
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        // SAFETY: gives back the count taken in `new`; the allocation is an `Arc`'s.
+        drop(unsafe { Arc::from_raw(self.0) });
     }
 }

@@ -466,22 +466,43 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     /// # Safety
     /// See [`Vtable`]: the task belongs to a `Cell<F, T>` made with this vtable.
     unsafe fn destroy(p: NonNull<Task>) {
-        // SAFETY: the last reference is gone; the allocation is the Box<Cell<F, T>>
-        // made in `G::new`, so nothing else reads it now.
-        let cell = unsafe { Box::from_raw(p.as_ptr() as *mut Self) };
+        let c = p.as_ptr() as *mut Self;
         // The closure (unrun) and the result (unjoined) are user values, dropped by
         // whatever thread held the last reference, often a worker between two
         // coroutines: a panic in their destructors must not unwind the scheduler.
-        let user = (cell.f, cell.out);
-        drop_or_abort(user, &cell.task.header, "result or closure");
+        // They are dropped in place: a large result is not copied to this stack.
+        // SAFETY: the last reference is gone, so this thread alone reaches the cell,
+        // made by `G::new` as a Box<Cell<F, T>>; each field is dropped once below.
+        let h = unsafe { &(*c).task.header };
+        // SAFETY: as above.
+        drop_guarded(|| unsafe { std::ptr::drop_in_place((*c).f.get()) }, h, "closure");
+        // SAFETY: as above.
+        drop_guarded(|| unsafe { std::ptr::drop_in_place((*c).out.get()) }, h, "result");
+        // SAFETY: as above; the user fields are dropped, so the task is dropped, then
+        // the memory is freed without dropping anything again.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*c).task));
+            drop(Box::from_raw(c as *mut std::mem::ManuallyDrop<Self>));
+        }
     }
 }
 
-/// Drops `v`, a user value of coroutine `h`; aborts the process if its destructor
-/// panics, as std does when a thread's result panics on drop: the caller may be the
-/// scheduler itself, which must not unwind.
+/// Drops `v`, a user value of coroutine `h`; see [`drop_guarded`].
 fn drop_or_abort<V>(v: V, h: &Header, what: &str) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+    drop_guarded(move || drop(v), h, what)
+}
+
+/// Runs `drop`, which drops a user value of coroutine `h`, so that nothing unwinds
+/// out of it: the caller may be the scheduler itself. If the destructor panics, the
+/// process aborts, as std does when a thread's result panics on drop. If corun's
+/// own cancellation unwound it (it waited, in a coroutine being cancelled), that is
+/// no failure: the value is gone, and that coroutine's next cancellation point
+/// raises the cancellation again.
+pub(crate) fn drop_guarded(drop: impl FnOnce(), h: &Header, what: &str) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(drop)) {
+        if payload.is::<crate::Cancelled>() {
+            return;
+        }
         // Dropping the payload could panic again.
         std::mem::forget(payload);
         eprintln!(

@@ -70,11 +70,11 @@ impl Park for Waiter {
     }
     #[inline]
     fn park(reason: Reason) {
-        crate::sched::park::park_for(reason)
+        crate::sched::park::park(reason, None, crate::sched::park::Cancel::Point)
     }
     #[inline]
     fn park_until(deadline: Instant, reason: Reason) {
-        crate::sched::park::park_until_for(deadline, reason)
+        crate::sched::park::park(reason, Some(deadline), crate::sched::park::Cancel::Point)
     }
 }
 

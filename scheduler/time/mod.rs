@@ -34,6 +34,6 @@ pub fn sleep_until(deadline: Instant) {
         return;
     }
     while Instant::now() < deadline {
-        park::park_until_for(deadline, park::Reason::Sleep);
+        park::park(park::Reason::Sleep, Some(deadline), park::Cancel::Point);
     }
 }
