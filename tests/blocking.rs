@@ -6,15 +6,10 @@ use corun::Cancelled;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::wait_for;
 
-fn wait_for(limit: Duration, f: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+mod support;
 
 #[test]
 fn blocking_calls_do_not_stop_the_worker() {
@@ -30,7 +25,9 @@ fn blocking_calls_do_not_stop_the_worker() {
                     std::thread::sleep(Duration::from_millis(100));
                     // Still inside the blocking call: wait (bounded) for the third
                     // coroutine, which needs the only worker to run.
-                    wait_for(Duration::from_secs(10), || third_ran.load(Ordering::SeqCst));
+                    wait_for("the third coroutine", Duration::from_secs(10), || {
+                        third_ran.load(Ordering::SeqCst)
+                    });
                     i * 10
                 })
             })
@@ -145,7 +142,9 @@ fn idle_threads_are_reaped() {
     // Other tests in this binary may use the pool meanwhile: wait (bounded) until
     // every thread has been idle long enough to exit.
     corun::blocking::set_idle_timeout(Duration::from_millis(50));
-    wait_for(Duration::from_secs(30), || corun::blocking::threads() == 0);
+    wait_for("an empty pool", Duration::from_secs(30), || {
+        corun::blocking::threads() == 0
+    });
     // And the pool starts again on demand.
     assert_eq!(rt.spawn(|| corun::blocking(|| 5)).join().unwrap(), 5);
 }

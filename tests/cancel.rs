@@ -7,6 +7,9 @@ use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::wait_for;
+
+mod support;
 
 /// Counts its drops.
 struct Guard(Arc<AtomicUsize>);
@@ -21,14 +24,8 @@ fn is_cancelled<T>(r: &std::thread::Result<T>) -> bool {
     matches!(r, Err(e) if e.downcast_ref::<Cancelled>().is_some())
 }
 
-/// Waits (spinning the thread) until `f` holds.
-fn wait_for(f: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+/// How long `wait_for` waits.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Spawns `f` and returns once it has started running (so a cancel cannot find it
 /// unstarted).
@@ -41,7 +38,9 @@ fn spawn_started<T: Send + 'static>(
         s.store(true, Ordering::SeqCst);
         f()
     });
-    wait_for(|| started.load(Ordering::SeqCst));
+    wait_for("the coroutine to start", PATIENCE, || {
+        started.load(Ordering::SeqCst)
+    });
     h
 }
 
@@ -58,7 +57,9 @@ fn cancel_while(wait: impl FnOnce() + Send + 'static) {
         wait();
         a.store(true, Ordering::SeqCst);
     });
-    wait_for(|| started.load(Ordering::SeqCst));
+    wait_for("the coroutine to start", PATIENCE, || {
+        started.load(Ordering::SeqCst)
+    });
     std::thread::sleep(Duration::from_millis(5)); // let it get into `wait`
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     let t = Instant::now();
@@ -169,7 +170,9 @@ fn cancel_an_unstarted_coroutine() {
             std::hint::spin_loop();
         }
     });
-    wait_for(|| busy_running.load(Ordering::SeqCst));
+    wait_for("the busy coroutine", PATIENCE, || {
+        busy_running.load(Ordering::SeqCst)
+    });
     let ran = Arc::new(AtomicBool::new(false));
     let drops = Arc::new(AtomicUsize::new(0));
     let (r, g) = (ran.clone(), Guard(drops.clone()));
@@ -287,7 +290,7 @@ fn cancelling_releases_a_held_lock() {
         corun::sleep(Duration::from_secs(3600));
         *guard += 100;
     });
-    wait_for(|| holding.load(Ordering::SeqCst));
+    wait_for("the holder", PATIENCE, || holding.load(Ordering::SeqCst));
     assert!(lock.try_lock().is_err(), "held by the coroutine");
     h.cancel();
     assert!(is_cancelled(&h.join()));
@@ -483,13 +486,15 @@ fn cancel_is_not_lost_while_another_coroutine_unwinds() {
             corun::park();
         }
     });
-    wait_for(|| b_started.load(Ordering::SeqCst));
+    wait_for("b to start", PATIENCE, || b_started.load(Ordering::SeqCst));
     std::thread::sleep(Duration::from_millis(5));
     a.cancel();
-    wait_for(|| a_dropping.load(Ordering::SeqCst));
+    wait_for("a's destructor", PATIENCE, || {
+        a_dropping.load(Ordering::SeqCst)
+    });
     let t = Instant::now();
     b.cancel();
-    wait_for(|| b.is_finished());
+    wait_for("b to finish", PATIENCE, || b.is_finished());
     assert!(is_cancelled(&b.join()));
     assert!(is_cancelled(&a.join()));
     assert!(t.elapsed() < Duration::from_secs(5));

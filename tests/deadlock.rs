@@ -2,16 +2,20 @@
 //! provably asleep for good, and not reported while something could still wake one.
 //!
 //! A plain `main` (no libtest, whose threads corun could not account for): each
-//! scenario runs in a child process of this binary, `DEADLOCK_CHILD=<scenario>`.
+//! scenario runs in a child process of this binary, `CORUN_TEST_CHILD=<scenario>`
+//! (`support::CHILD_ENV`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{output_within, CHILD_ENV};
+
+mod support;
 
 fn main() {
-    if let Ok(which) = std::env::var("DEADLOCK_CHILD") {
+    if let Some(which) = support::child_env() {
         return child(&which);
     }
-    if std::env::var_os("CORUN_SANITIZER").is_some() {
+    if support::under_sanitizer() {
         // ASan's background thread (for its RSS limit) is a thread corun cannot
         // account for, so no deadlock can be proven: the scenarios would wait forever.
         println!("SKIPPED under a sanitizer: its own thread makes every deadlock unprovable");
@@ -38,7 +42,7 @@ fn main() {
         let t0 = Instant::now();
         let out = output_within(
             Command::new(std::env::current_exe().unwrap())
-                .env("DEADLOCK_CHILD", name)
+                .env(CHILD_ENV, name)
                 .env("CORUN_DUMP_ON_SIGQUIT", "1")
                 .env_remove("CORUN_DEADLOCK"),
             Duration::from_secs(120),
@@ -70,7 +74,7 @@ fn main() {
 fn warn_mode_reports_and_keeps_waiting() -> Result<(), String> {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("DEADLOCK_CHILD", "warn_mode_reports_and_keeps_waiting")
+        .env(CHILD_ENV, "warn_mode_reports_and_keeps_waiting")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -93,36 +97,6 @@ fn warn_mode_reports_and_keeps_waiting() -> Result<(), String> {
         (false, _) => Err("no report within 60 s".into()),
         (true, false) => Err("the process ended after the warning".into()),
     }
-}
-
-/// Runs the child, killing it after `limit` (a missed report would otherwise leave
-/// it waiting forever); its output so far is returned either way.
-fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    use std::process::Stdio;
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d = done.clone();
-    let killer = std::thread::spawn(move || {
-        let t0 = Instant::now();
-        while !d.load(std::sync::atomic::Ordering::SeqCst) {
-            if t0.elapsed() > limit {
-                // SAFETY: kill(2) on our own child's pid, which we have not reaped yet
-                // (`done` is set only after wait_with_output returns).
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    killer.join().unwrap();
-    out
 }
 
 const HEADLINE: &str = "fatal error: all coroutines are asleep - deadlock!";

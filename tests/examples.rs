@@ -3,24 +3,10 @@
 //! `--test` filter) skips with the reason printed.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use support::example;
 
-fn example(name: &str) -> Option<PathBuf> {
-    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent()?.parent()?.join("examples").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} was not built (run `cargo test` without a target filter, \
-             or `cargo build --release --examples`)",
-            p.display()
-        );
-        None
-    }
-}
+mod support;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

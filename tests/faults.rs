@@ -1,59 +1,15 @@
 //! Faults: panics, bad configuration, stack overflow and stack mapping failures.
 //!
-//! The tests that must watch a process die or lower its limits re-run this test
-//! binary as a child with `CORUN_FAULTS_CHILD=<helper>` and a filter selecting the
-//! helper test; the helpers are `#[ignore]`d and do nothing without that variable.
+//! The tests that must watch a process die or lower its limits run an `#[ignore]`d
+//! helper test in a child process (`support::run_child`).
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use support::{child_done, is_child, run_child, wait_until_idle, ChildTest, CHILD_DONE};
 
-const CHILD_ENV: &str = "CORUN_FAULTS_CHILD";
-/// Printed by a helper that ran to its end.
-const CHILD_DONE: &str = "CORUN-CHILD-DONE";
-
-/// Runs helper test `name` in a child process and returns its output.
-fn run_child(name: &str) -> Output {
-    run_child_with(name, &[])
-}
-
-/// As [`run_child`], with extra environment variables.
-fn run_child_with(name: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().expect("current_exe");
-    Command::new(exe)
-        .envs(env.iter().copied())
-        .args([
-            "--exact",
-            name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("running the test binary as a child")
-}
-
-/// True when this process is the child meant to run helper `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
-}
-
-/// Waits until the runtime counts no live coroutine: a joiner may wake before the
-/// worker has finished its bookkeeping.
-fn wait_until_idle(rt: &corun::Runtime) -> corun::Metrics {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let m = rt.metrics();
-        if m.live == 0 || std::time::Instant::now() > deadline {
-            return m;
-        }
-        std::thread::yield_now();
-    }
-}
+mod support;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -152,7 +108,7 @@ fn child_named_panic() {
     let id = unnamed.coroutine().id();
     assert!(unnamed.join().is_err());
     println!("\nUNNAMED-ID={}", id.as_u64());
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
@@ -241,13 +197,15 @@ fn child_bad_corun_workers() {
     // An explicit count wins over the variable.
     let rt = corun::Runtime::builder().workers(1).build().unwrap();
     assert_eq!(rt.handle().workers(), 1);
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
 fn a_bad_corun_workers_variable_is_an_error() {
     for bad in ["0", "lots", "-2"] {
-        let out = run_child_with("child_bad_corun_workers", &[("CORUN_WORKERS", bad)]);
+        let out = ChildTest::new("child_bad_corun_workers")
+            .env("CORUN_WORKERS", bad)
+            .output();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(
             out.status.success(),
@@ -315,7 +273,7 @@ fn child_stack_overflow() {
     let r = h.join();
     // Not reached: the process aborts.
     println!("join returned: {:?}", r.is_ok());
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
@@ -353,7 +311,7 @@ fn child_unnamed_overflow() {
         })
         .unwrap();
     let _ = h.join();
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
@@ -448,7 +406,7 @@ fn child_mmap_failure() {
         .unwrap();
     assert_eq!(small.join().unwrap(), "small ok");
     assert_eq!(wait_until_idle(&rt).live, 0);
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
@@ -535,14 +493,10 @@ fn a_panic_while_holding_a_corun_mutex_releases_it_to_the_waiters() {
 
 // ---- the sanitizer run sees into coroutines (.ci/sanitize sets CORUN_SANITIZER) ----
 
-fn under_asan() -> bool {
-    std::env::var("CORUN_SANITIZER").as_deref() == Ok("address")
-}
-
 #[test]
 #[ignore = "helper: run in a child process by asan_sees_into_coroutines"]
 fn child_asan_canary() {
-    let Ok(which) = std::env::var(CHILD_ENV) else {
+    let Some(which) = support::child_env() else {
         return;
     };
     let h = corun::spawn(move || {
@@ -579,12 +533,12 @@ fn child_asan_canary() {
         }
     });
     h.join().unwrap();
-    println!("\n{CHILD_DONE}");
+    child_done();
 }
 
 #[test]
 fn asan_sees_into_coroutines() {
-    if !under_asan() {
+    if !support::under_asan() {
         eprintln!(
             "SKIPPED asan_sees_into_coroutines: not an AddressSanitizer build (.ci/sanitize)"
         );
@@ -596,17 +550,9 @@ fn asan_sees_into_coroutines() {
         ("leak", Some("LeakSanitizer: detected memory leaks")),
         ("parked-holder", None),
     ] {
-        let exe = std::env::current_exe().unwrap();
-        let out = Command::new(exe)
-            .args([
-                "--exact",
-                "child_asan_canary",
-                "--include-ignored",
-                "--nocapture",
-            ])
-            .env(CHILD_ENV, canary)
-            .output()
-            .unwrap();
+        let out = ChildTest::new("child_asan_canary")
+            .env(support::CHILD_ENV, canary)
+            .output();
         let stderr = text(&out.stderr);
         match report {
             Some(r) => assert!(

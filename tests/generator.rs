@@ -9,6 +9,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod support;
+
 /// Records its drop in a shared log.
 struct Noisy(&'static str, Rc<RefCell<Vec<&'static str>>>);
 
@@ -317,7 +319,7 @@ fn panic_in_a_generator_inside_a_coroutine_reaches_join() {
 // ---- the overflow report with nested fibers ----
 //
 // Each case runs in a child process (this test binary, re-run on one test with
-// CORUN_OVERFLOW_CASE set) because an overflow aborts the process.
+// `support::CHILD_ENV` naming the case) because an overflow aborts the process.
 
 #[inline(never)]
 #[allow(unconditional_recursion)]
@@ -376,12 +378,12 @@ fn overflow_case(case: &str) {
     }
 }
 
+/// Runs `case` in a child process: `test` re-run with the case as the child's
+/// variable (`support::CHILD_ENV`).
 fn run_overflow_case(test: &str, case: &str) -> (std::process::ExitStatus, String) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("CORUN_OVERFLOW_CASE", case)
-        .output()
-        .unwrap();
+    let out = support::ChildTest::new(test)
+        .env(support::CHILD_ENV, case)
+        .output();
     (
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -389,7 +391,7 @@ fn run_overflow_case(test: &str, case: &str) -> (std::process::ExitStatus, Strin
 }
 
 fn check_overflow(test: &str, case: &str, want: &str) {
-    if let Ok(c) = std::env::var("CORUN_OVERFLOW_CASE") {
+    if let Some(c) = support::child_env() {
         overflow_case(&c);
         return;
     }

@@ -2,39 +2,18 @@
 //! file descriptors, `blocking` beside sockets, plain threads, buffered IO.
 //! Loopback only; every loop is bounded; time bounds are generous.
 //!
-//! The test that lowers `RLIMIT_NOFILE` runs as a child process (this test binary
-//! re-run with `CORUN_NET_CHILD=<helper>` and a filter selecting that helper, which
-//! is `#[ignore]`d and does nothing without the variable), as in `tests/faults.rs`.
+//! The tests that lower `RLIMIT_NOFILE` do it in a child process, running an
+//! `#[ignore]`d helper test (`support::run_child`).
 
 use corun::net::{SocketAddr, TcpListener, TcpStream};
 use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{assert_child_done, child_done, is_child, run_child, ChildTest, CHILD_DONE};
 
-const CHILD_ENV: &str = "CORUN_NET_CHILD";
-const CHILD_DONE: &str = "CORUN-NET-CHILD-DONE";
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
-}
-
-fn run_child(name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("running the test binary as a child")
-}
+mod support;
 
 /// A loopback listener with the given backlog (std's `bind` fixes its own).
 fn listener(backlog: i32) -> (TcpListener, SocketAddr) {
@@ -141,20 +120,9 @@ fn ten_thousand_concurrent_connections() {
         })
         .collect();
     drop((conn_rx, release_rx));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_ten_thousand_clients",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "child_ten_thousand_clients")
+    let mut child = ChildTest::new("child_ten_thousand_clients")
         .env("CORUN_NET_ADDR", addr.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while served.load(Ordering::SeqCst) < MANY {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
@@ -221,7 +189,7 @@ fn child_ten_thousand_clients() {
     for c in clients {
         c.join().unwrap();
     }
-    println!("{CHILD_DONE}");
+    child_done();
 }
 
 // ---- timeouts ----
@@ -407,13 +375,7 @@ fn half_close_then_the_peer_still_writes_back() {
 #[test]
 fn accept_out_of_file_descriptors_errors_then_serves_again() {
     let out = run_child("child_accept_out_of_fds");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(CHILD_DONE),
-        "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    assert_child_done(&out);
 }
 
 #[test]
@@ -489,7 +451,7 @@ fn child_accept_out_of_fds() {
     assert_eq!(first.peer_addr().unwrap(), c1.local_addr().unwrap());
     assert_eq!(second.peer_addr().unwrap(), c2.local_addr().unwrap());
     println!("accept failed {errors} times with EMFILE, then served");
-    println!("{CHILD_DONE}");
+    child_done();
 }
 
 // ---- blocking calls beside sockets ----
@@ -506,14 +468,7 @@ fn blocking_calls_do_not_stop_other_coroutines() {
             rt.spawn(move || {
                 corun::blocking(move || {
                     started.fetch_add(1, Ordering::SeqCst);
-                    let t = Instant::now();
-                    while !release.load(Ordering::SeqCst) {
-                        if t.elapsed() > Duration::from_secs(60) {
-                            return false;
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    true
+                    support::wait_until(Duration::from_secs(60), || release.load(Ordering::SeqCst))
                 })
             })
         })
@@ -697,13 +652,7 @@ fn a_socket_moves_to_a_live_runtime_when_its_first_one_is_dropped() {
 #[test]
 fn connect_out_of_file_descriptors_is_a_clear_error() {
     let out = run_child("child_connect_out_of_fds");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(CHILD_DONE),
-        "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    assert_child_done(&out);
 }
 
 #[test]
@@ -790,5 +739,5 @@ fn child_connect_out_of_fds() {
         assert!(n < 3);
     }
     drop(s);
-    println!("{CHILD_DONE}");
+    child_done();
 }

@@ -7,6 +7,8 @@ use std::net::Shutdown;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// A fresh directory for one test's socket files, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -444,37 +446,16 @@ fn unix_datagram_write_timeout_and_pair() {
 
 // ---- out of file descriptors (in a child process, as in tests/net_tcp.rs) ----
 
-const CHILD_ENV: &str = "CORUN_UNIX_CHILD";
-const CHILD_DONE: &str = "CORUN-UNIX-CHILD-DONE";
-
 #[test]
 fn unix_accept_out_of_file_descriptors_errors_then_serves_again() {
-    let name = "child_unix_accept_out_of_fds";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(CHILD_DONE),
-        "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = support::run_child("child_unix_accept_out_of_fds");
+    support::assert_child_done(&out);
 }
 
 #[test]
 #[ignore = "run as a child by unix_accept_out_of_file_descriptors_errors_then_serves_again"]
 fn child_unix_accept_out_of_fds() {
-    if std::env::var(CHILD_ENV).as_deref() != Ok("child_unix_accept_out_of_fds") {
+    if !support::is_child("child_unix_accept_out_of_fds") {
         return;
     }
     let dir = TempDir::new("emfile");
@@ -535,5 +516,5 @@ fn child_unix_accept_out_of_fds() {
         .join()
         .unwrap();
     println!("accept failed {errors} times with EMFILE, then served");
-    println!("{CHILD_DONE}");
+    support::child_done();
 }

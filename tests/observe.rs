@@ -4,24 +4,15 @@
 //! Nothing here depends on timing: every wait is "until the runtime shows it" with a
 //! generous deadline, and the budget test counts iterations, not time.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{eventually, is_child, ChildTest};
 
-const CHILD_ENV: &str = "CORUN_OBSERVE_CHILD";
+mod support;
 
-/// Polls `f` until it returns `Some`, for up to 20 s.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+/// How long `eventually` waits for the runtime to show something.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The block of the dump about the coroutine named `name`: its header line.
 fn dump_line<'a>(dump: &'a str, name: &str) -> Option<&'a str> {
@@ -35,7 +26,7 @@ fn dump_line<'a>(dump: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 #[ignore = "helper: runs only as the child of schedtrace_prints_parsable_lines"]
 fn schedtrace_child() {
-    if std::env::var(CHILD_ENV).as_deref() != Ok("schedtrace") {
+    if !is_child("schedtrace_child") {
         return;
     }
     let (tx, rx) = corun::chan::unbounded::<()>();
@@ -46,7 +37,7 @@ fn schedtrace_child() {
         })
         .collect();
     // Until every coroutine is parked, then long enough for many lines.
-    eventually("10 parked", || {
+    eventually("10 parked", PATIENCE, || {
         (corun::metrics().parks() >= 10).then_some(())
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -102,19 +93,10 @@ fn parse_sched(line: &str) -> Option<Sched> {
 
 #[test]
 fn schedtrace_prints_parsable_lines() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "schedtrace_child",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "schedtrace")
+    let out = ChildTest::new("schedtrace_child")
         .env("CORUN_SCHEDTRACE", "10")
         .env("CORUN_WORKERS", "2")
-        .output()
-        .unwrap();
+        .output();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
@@ -157,7 +139,7 @@ fn monitor_stops_with_its_runtime() {
         .unwrap();
     assert_eq!(rt.metrics().threads, 3, "a worker, sysmon, the monitor");
     // A thread names itself once it runs.
-    eventually("the monitor thread", || {
+    eventually("the monitor thread", PATIENCE, || {
         (monitor_threads("obsmon") == 1).then_some(())
     });
     let t = Instant::now();
@@ -197,7 +179,7 @@ fn metrics_add_up() {
             .collect::<Vec<_>>()
     });
     hs.extend(inner);
-    let m = eventually("40 parked coroutines", || {
+    let m = eventually("40 parked coroutines", PATIENCE, || {
         let m = rt.metrics();
         let alive: usize = m.workers.iter().map(|w| w.started_alive).sum();
         (alive == 40 && m.queued_unstarted == 0 && m.parks() >= 40).then_some(m)
@@ -216,7 +198,7 @@ fn metrics_add_up() {
     }
     let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(sum, (0..40).sum());
-    let m = eventually("all finished", || {
+    let m = eventually("all finished", PATIENCE, || {
         let m = rt.metrics();
         (m.finished() == 41).then_some(m)
     });
@@ -276,7 +258,7 @@ fn dump_names_what_each_coroutine_waits_on() {
         })
         .unwrap();
 
-    let dump = eventually("every coroutine parked", || {
+    let dump = eventually("every coroutine parked", PATIENCE, || {
         let d = rt.dump();
         let all = ["recv", "send", "mutex", "sleeper", "select", "joiner"]
             .iter()
@@ -325,7 +307,7 @@ fn dump_names_a_blocking_call() {
             corun::blocking(move || rx.recv().unwrap())
         })
         .unwrap();
-    let d = eventually("blocked", || {
+    let d = eventually("blocked", PATIENCE, || {
         let d = rt.dump();
         dump_line(&d, "blocker")
             .is_some_and(|l| l.contains("[blocking call, "))
@@ -344,7 +326,7 @@ fn dump_works_while_the_only_worker_is_hogged() {
         .name("parked")
         .spawn_on(rt.handle(), move || rx.recv().is_ok())
         .unwrap();
-    eventually("parked", || {
+    eventually("parked", PATIENCE, || {
         dump_line(&rt.dump(), "parked")
             .is_some_and(|l| l.contains("[chan receive"))
             .then_some(())
@@ -363,7 +345,9 @@ fn dump_works_while_the_only_worker_is_hogged() {
             }
         })
         .unwrap();
-    eventually("hog running", || go.load(Ordering::Acquire).then_some(()));
+    eventually("hog running", PATIENCE, || {
+        go.load(Ordering::Acquire).then_some(())
+    });
     // The worker never gets back to its loop now; the dump must not need it.
     let d = rt.dump();
     stop.store(true, Ordering::Release);
@@ -406,7 +390,7 @@ fn stack_high_water_reflects_deep_recursion() {
     // previous owner's use.
     let next = rt.block_on(corun::stack_high_water).unwrap();
     assert!(next < 64 * 1024, "a reused stack reports {next} bytes");
-    let m = eventually("both finished", || {
+    let m = eventually("both finished", PATIENCE, || {
         let m = rt.metrics();
         (m.finished() == 2).then_some(m)
     });
@@ -426,7 +410,7 @@ fn stack_high_water_reflects_deep_recursion() {
         .name("deep")
         .spawn_on(rt.handle(), move || deep_then_wait(100, &rx))
         .unwrap();
-    let line = eventually("deep parked", || {
+    let line = eventually("deep parked", PATIENCE, || {
         let d = rt.dump();
         let i = d.find("\"deep\" [chan receive")?;
         Some(d[i..].lines().nth(1)?.to_owned())
@@ -472,7 +456,7 @@ fn budget_makes_a_ready_channel_loop_yield() {
         }
         n
     });
-    eventually("looper running", || {
+    eventually("looper running", PATIENCE, || {
         started.load(Ordering::Acquire).then_some(())
     });
     let f3 = flag.clone();
@@ -507,7 +491,7 @@ fn budget_makes_a_mutex_loop_yield() {
         let n = *m.lock();
         n
     });
-    eventually("looper running", || {
+    eventually("looper running", PATIENCE, || {
         started.load(Ordering::Acquire).then_some(())
     });
     let f3 = flag.clone();

@@ -3,61 +3,31 @@
 //! behaviour before its fix, seen by AddressSanitizer in `.ci/sanitize`; most also
 //! fail without it (a wrong value, a hang or a missing message).
 //!
-//! The tests that watch a process abort re-run this binary as a child with
-//! `CORUN_SOUNDNESS_CHILD=<helper>`; the helpers are `#[ignore]`d and do nothing
-//! without that variable.
+//! The tests that watch a process abort run an `#[ignore]`d helper test in a child
+//! process (`support::ChildTest`).
 
 use corun::Generator;
 use std::cell::{Cell, RefCell};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{is_child, ChildTest};
 
-const CHILD_ENV: &str = "CORUN_SOUNDNESS_CHILD";
+mod support;
 
-fn under_asan() -> bool {
-    std::env::var("CORUN_SANITIZER").as_deref() == Ok("address")
-}
-
-/// Runs helper `name` in a child process. Under ASan the child also checks for
-/// stack-use-after-return, which the suite itself runs without (see .ci/sanitize).
+/// Runs helper `name` in a child process, killed if it hangs (as the unfixed
+/// runtime could). Under ASan the child also checks for stack-use-after-return,
+/// which the suite itself runs without (see .ci/sanitize).
 fn run_child(name: &str) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args([
-        "--exact",
-        name,
-        "--include-ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, name)
-    .env("RUST_BACKTRACE", "0");
-    if under_asan() {
+    let mut child = ChildTest::new(name).limit(Duration::from_secs(60));
+    if support::under_asan() {
         let opts = std::env::var("ASAN_OPTIONS").unwrap_or_default();
-        cmd.env(
+        child = child.env(
             "ASAN_OPTIONS",
             format!("{opts}:detect_stack_use_after_return=1:detect_leaks=0"),
         );
     }
-    // Bounded: a child that hangs (as the unfixed runtime could) is killed.
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running the test binary as a child");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("waiting for the child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("the child's output")
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
+    child.output()
 }
 
 /// Asserts that the child aborted with `message` and no sanitizer report.
@@ -81,14 +51,10 @@ fn assert_aborted_with(out: &Output, message: &str) {
 }
 
 fn wait_finished<T>(h: &corun::JoinHandle<T>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !h.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the coroutine never finished (its worker died?)"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(
+        support::wait_until(Duration::from_secs(20), || h.is_finished()),
+        "the coroutine never finished (its worker died?)"
+    );
 }
 
 // ---- 1: a coroutine-local destructor cannot re-create the locals ----

@@ -5,11 +5,13 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod support;
+
 /// Under AddressSanitizer (`.ci/sanitize` sets `CORUN_SANITIZER`) a million
 /// coroutines need tens of GB: ASan unpoisons each stack's shadow as its coroutine
 /// ends, and its allocator keeps a quarantine. Those tests skip there.
 fn skip_under_asan(name: &str) -> bool {
-    let asan = std::env::var("CORUN_SANITIZER").as_deref() == Ok("address");
+    let asan = support::under_asan();
     if asan {
         eprintln!("SKIPPED {name}: too much memory under AddressSanitizer");
     }
@@ -58,12 +60,7 @@ fn one_million_spawned_then_joined_on_two_workers() {
     }
     assert_eq!(sum, N * (N - 1) / 2);
     // A joiner may wake before the worker has counted the coroutine finished.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut m = rt.metrics();
-    while m.live != 0 && std::time::Instant::now() < deadline {
-        std::thread::yield_now();
-        m = rt.metrics();
-    }
+    let m = support::wait_until_idle(&rt);
     assert_eq!(m.workers.len(), 2);
     let started: u64 = m.workers.iter().map(|w| w.started).sum();
     let finished: u64 = m.workers.iter().map(|w| w.finished).sum();

@@ -5,21 +5,16 @@ use corun::sync::{Condvar, Mutex, RwLock, Semaphore};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::wait_for;
+
+mod support;
 
 fn is_cancelled<T: std::fmt::Debug>(r: std::thread::Result<T>) -> bool {
     matches!(r, Err(e) if e.downcast_ref::<corun::Cancelled>().is_some())
 }
 
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+/// How long `wait_for` waits.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[test]
 fn cancelled_holder_releases_the_mutex() {
@@ -35,7 +30,7 @@ fn cancelled_holder_releases_the_mutex() {
             corun::park(); // holds the lock until cancelled
         }
     });
-    wait_for("the holder", || held.load(Ordering::SeqCst) == 1);
+    wait_for("the holder", PATIENCE, || held.load(Ordering::SeqCst) == 1);
     assert!(m.try_lock().is_none());
     drop(rt);
     assert!(is_cancelled(h.join()));
@@ -59,7 +54,9 @@ fn cancelled_waiters_leave_the_queue_usable() {
             })
         })
         .collect();
-    wait_for("the waiters", || started.load(Ordering::SeqCst) == 20);
+    wait_for("the waiters", PATIENCE, || {
+        started.load(Ordering::SeqCst) == 20
+    });
     std::thread::sleep(Duration::from_millis(20)); // let them all park in the queue
     drop(rt); // every waiter unwinds out of its park
     for h in hs {
@@ -93,7 +90,9 @@ fn cancelled_while_being_handed_the_lock() {
                 })
             })
             .collect();
-        wait_for("the waiters", || started.load(Ordering::SeqCst) == 10);
+        wait_for("the waiters", PATIENCE, || {
+            started.load(Ordering::SeqCst) == 10
+        });
         std::thread::sleep(Duration::from_millis(3));
         std::thread::scope(|s| {
             s.spawn(move || drop(g));
@@ -151,7 +150,9 @@ fn cancelled_condvar_and_semaphore_and_rwlock_waiters() {
             }
         }));
     }
-    wait_for("the waiters", || started.load(Ordering::SeqCst) == 30);
+    wait_for("the waiters", PATIENCE, || {
+        started.load(Ordering::SeqCst) == 30
+    });
     std::thread::sleep(Duration::from_millis(20));
     sem.add_permits(3); // some semaphore waiters get permits before the cancel
     drop(w); // the rwlock waiters get in (and park holding it)
@@ -213,7 +214,7 @@ fn shutdown_with_a_writer_waiting_on_a_parked_reader() {
             }
         }));
     }
-    wait_for("both", || started.load(Ordering::SeqCst) == 2);
+    wait_for("both", PATIENCE, || started.load(Ordering::SeqCst) == 2);
     std::thread::sleep(Duration::from_millis(20));
     drop_or_hang(rt).unwrap();
     for h in hs {
@@ -238,7 +239,9 @@ fn a_cancelled_rwlock_waiter_waits_for_the_holder_to_release() {
         s2.fetch_add(1, Ordering::SeqCst);
         let _r = rw2.read();
     });
-    wait_for("the reader", || started.load(Ordering::SeqCst) == 1);
+    wait_for("the reader", PATIENCE, || {
+        started.load(Ordering::SeqCst) == 1
+    });
     std::thread::sleep(Duration::from_millis(20));
     let t0 = Instant::now();
     std::thread::scope(|s| {
@@ -288,7 +291,7 @@ fn shutdown_with_a_condvar_waiter_needing_a_mutex_held_by_a_parked_coroutine() {
             st1.1.wait(&mut g);
         }
     });
-    wait_for("both", || started.load(Ordering::SeqCst) == 2);
+    wait_for("both", PATIENCE, || started.load(Ordering::SeqCst) == 2);
     std::thread::sleep(Duration::from_millis(10));
     drop_or_hang(rt).unwrap();
     assert!(is_cancelled(waiter.join()));

@@ -4,12 +4,9 @@ use corun::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::serial;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod support;
 
 /// Hammerers take the lock in a tight loop; a late waiter must still get it soon
 /// (Go's starvation mode: after ~1 ms of waiting it is handed the lock).

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// A coroutine that computes without a switch until `stop` (at most 10 s).
 fn hog(rt: &corun::Runtime, stop: Arc<AtomicBool>) -> corun::JoinHandle<u64> {
     rt.spawn(move || {
@@ -27,11 +29,12 @@ fn hog_every_worker(
     stop: &Arc<AtomicBool>,
 ) -> Vec<corun::JoinHandle<u64>> {
     let hs: Vec<_> = (0..n).map(|_| hog(rt, stop.clone())).collect();
-    let t0 = Instant::now();
-    while rt.metrics().workers.iter().map(|w| w.started).sum::<u64>() < n as u64 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "hogs did not start");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            rt.metrics().workers.iter().map(|w| w.started).sum::<u64>() >= n as u64
+        }),
+        "hogs did not start"
+    );
     hs
 }
 

@@ -3,14 +3,11 @@
 //! whole process.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::serial;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod support;
 
 /// User + system CPU time of this process so far.
 fn process_cpu() -> Duration {
@@ -24,7 +21,7 @@ fn process_cpu() -> Duration {
 
 #[test]
 fn sleeping_coroutines_use_no_cpu() {
-    if std::env::var("CORUN_SANITIZER").is_ok() {
+    if support::under_sanitizer() {
         // It measures CPU time: under a sanitizer everything costs several times more.
         eprintln!(
             "SKIPPED sleeping_coroutines_use_no_cpu: it measures CPU use, not under a sanitizer"

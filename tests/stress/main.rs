@@ -15,15 +15,13 @@
 
 mod common;
 mod mix;
+#[path = "../support/mod.rs"]
+mod support;
 mod tcp;
 
 use common::{duration, env_u64, long, mix64, say};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Set in the child processes of the self-tests.
-const CHILD_ENV: &str = "CORUN_STRESS_CHILD";
 
 fn mix_config(seed: u64) -> mix::Config {
     let bound = if long() { 300 } else { 120 };
@@ -45,7 +43,7 @@ fn mix_config(seed: u64) -> mix::Config {
 #[test]
 fn mix() {
     let seed = common::seed();
-    if std::env::var(CHILD_ENV).is_ok() {
+    if support::child_env().is_some() {
         mix::run(&mix_config(seed));
         return;
     }
@@ -72,7 +70,7 @@ fn mix() {
 /// example in a child process.
 #[test]
 fn tcp_soak() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    if support::child_env().is_some() {
         return;
     }
     let secs = duration(Duration::from_secs(4), Duration::from_secs(600));
@@ -81,23 +79,22 @@ fn tcp_soak() {
 
 // ---- the suite can fail: a deliberate lost wake-up and a deliberate lost token ----
 
-/// Runs the mix (3,000 tasks) in a child with a deliberate bug; `watchdog` bounds it.
+/// Runs the mix (3,000 tasks) in a child with a deliberate bug; `watchdog` bounds
+/// it (and the child is killed 120 s after that).
 fn run_mix_child(inject: &str, watchdog: u64) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "mix", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, inject)
+    support::ChildTest::new("mix")
+        .env(support::CHILD_ENV, inject)
         .env("CORUN_STRESS_INJECT", inject)
         .env("CORUN_STRESS_TASKS", "3000")
         .env("CORUN_STRESS_WATCHDOG_SECS", watchdog.to_string())
         .env_remove("CORUN_STRESS")
-        .env("RUST_BACKTRACE", "0")
+        .limit(Duration::from_secs(watchdog + 120))
         .output()
-        .expect("running the stress binary as a child")
 }
 
 #[test]
 fn the_watchdog_catches_a_lost_wakeup() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    if support::child_env().is_some() {
         return;
     }
     // Every batch has a task that never ends: the watchdog must fire (soon).
@@ -116,7 +113,7 @@ fn the_watchdog_catches_a_lost_wakeup() {
 
 #[test]
 fn the_checksums_catch_a_lost_token() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    if support::child_env().is_some() {
         return;
     }
     // The watchdog must not fire here, however slow the machine.

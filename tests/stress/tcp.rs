@@ -21,7 +21,6 @@ use corun::net::TcpStream;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
@@ -41,22 +40,6 @@ struct Totals {
     timeouts_seen: AtomicU64,
 }
 
-fn echo_example() -> Option<PathBuf> {
-    // target/<profile>/deps/stress-<hash> -> target/<profile>/examples/echo
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent()?.parent()?.join("examples").join("echo");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED tcp_soak: {} was not built (run `cargo test` without a target \
-             filter, or `cargo build --release --examples`)",
-            p.display()
-        );
-        None
-    }
-}
-
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
 
@@ -68,7 +51,9 @@ impl Drop for Server {
 }
 
 pub fn run(seed: u64, secs: Duration) {
-    let Some(echo) = echo_example() else { return };
+    let Some(echo) = crate::support::example("echo") else {
+        return;
+    };
     say(&format!(
         "tcp soak: seed {seed} (reproduce: CORUN_STRESS_SEED={seed}), {:.0} s",
         secs.as_secs_f64()
