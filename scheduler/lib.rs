@@ -194,5 +194,9 @@ pub fn stack_high_water() -> Option<usize> {
 /// As [`park`], returning after `timeout` at the latest.
 pub fn park_timeout(timeout: std::time::Duration) {
     let deadline = std::time::Instant::now() + timeout;
-    sched::park::park(sched::park::Reason::Park, Some(deadline), sched::park::Cancel::Point)
+    sched::park::park(
+        sched::park::Reason::Park,
+        Some(deadline),
+        sched::park::Cancel::Point,
+    )
 }

@@ -300,3 +300,63 @@ fn a_scoped_result_panicking_on_drop_aborts_like_std() {
     let out = run_child("child_scoped_result_panics_on_drop");
     assert_aborted_with(&out, "scoped coroutine panicked while being dropped");
 }
+
+// ---- cancellation inside a guarded drop ----
+
+/// Waits (a cancellation point) in its destructor.
+struct SleepsOnDrop;
+impl Drop for SleepsOnDrop {
+    fn drop(&mut self) {
+        corun::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_cancelled_coroutine_dropping_a_result_that_waits_is_no_fatal_panic() {
+    static GO: AtomicBool = AtomicBool::new(false);
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let finished = rt.spawn(|| SleepsOnDrop);
+    wait_finished(&finished);
+    let dropper = rt.spawn(move || {
+        while !GO.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        // The last reference: the result's destructor runs here and waits while
+        // this coroutine is being cancelled.
+        drop(finished);
+        corun::yield_now(); // the cancellation is raised again here
+        unreachable!("cancelled");
+    });
+    assert!(dropper.cancel());
+    GO.store(true, Ordering::SeqCst);
+    wait_finished(&dropper);
+    let err = dropper.join().expect_err("cancelled");
+    assert!(err.downcast_ref::<corun::Cancelled>().is_some());
+}
+
+// ---- a waker from outside the runtime ----
+
+#[test]
+fn a_thread_waking_a_coroutine_of_a_runtime_being_dropped() {
+    // The waker queues the coroutine, which may run to its end and let the runtime
+    // be dropped before the waker has woken the worker: the waker must still hold
+    // the runtime's state. A race: each round gives it one chance (ASan sees a loss).
+    let rounds = if support::under_asan() { 300 } else { 1000 };
+    for _ in 0..rounds {
+        let rt = corun::Runtime::builder()
+            .workers(1)
+            .extra_threads(0)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = rt.spawn(move || {
+            tx.send(corun::current()).unwrap();
+            corun::park();
+        });
+        let me = rx.recv().unwrap();
+        let waker = std::thread::spawn(move || me.unpark());
+        h.join().unwrap();
+        drop(rt);
+        waker.join().unwrap();
+    }
+}

@@ -161,7 +161,11 @@ mod tests {
             .name("io")
             .spawn_on(rt.handle(), move || {
                 while !d2.load(Ordering::Acquire) {
-                    crate::sched::park::park(crate::sched::park::Reason::Io, None, crate::sched::park::Cancel::Point);
+                    crate::sched::park::park(
+                        crate::sched::park::Reason::Io,
+                        None,
+                        crate::sched::park::Cancel::Point,
+                    );
                 }
             })
             .unwrap();

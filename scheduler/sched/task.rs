@@ -475,9 +475,17 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         // made by `G::new` as a Box<Cell<F, T>>; each field is dropped once below.
         let h = unsafe { &(*c).task.header };
         // SAFETY: as above.
-        drop_guarded(|| unsafe { std::ptr::drop_in_place((*c).f.get()) }, h, "closure");
+        drop_guarded(
+            || unsafe { std::ptr::drop_in_place((*c).f.get()) },
+            h,
+            "closure",
+        );
         // SAFETY: as above.
-        drop_guarded(|| unsafe { std::ptr::drop_in_place((*c).out.get()) }, h, "result");
+        drop_guarded(
+            || unsafe { std::ptr::drop_in_place((*c).out.get()) },
+            h,
+            "result",
+        );
         // SAFETY: as above; the user fields are dropped, so the task is dropped, then
         // the memory is freed without dropping anything again.
         unsafe {
