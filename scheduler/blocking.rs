@@ -127,7 +127,7 @@ impl Pool {
             }
             st.idle += 1;
             // Woken by a job, by a change of settings, or by the deadline: re-check.
-            let idle = crate::sched::deadlock::Idle::enter();
+            let idle = crate::sched::deadlock::Asleep::enter();
             self.cv.wait_until(&mut st, deadline);
             drop(idle);
             st.idle -= 1;

@@ -12,7 +12,7 @@
 
 use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use super::waiters::park::{self, Waiter};
-use super::waiters::{loom_yield, Entry, Selector, WaitQueue, ABORTED};
+use super::waiters::{loom_yield, Selector, WaitEntry, WaitList, ABORTED};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -21,8 +21,8 @@ use std::time::Instant;
 
 pub(super) struct Inner<T> {
     buf: VecDeque<T>,
-    pub(super) recvq: WaitQueue<T>,
-    pub(super) sendq: WaitQueue<T>,
+    pub(super) recvq: WaitList<T>,
+    pub(super) sendq: WaitList<T>,
     /// Every `Sender` is gone.
     senders_gone: bool,
     /// Every `Receiver` is gone.
@@ -61,8 +61,8 @@ impl<T> Chan<T> {
         Chan {
             inner: Mutex::new(Inner {
                 buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
-                recvq: WaitQueue::new(),
-                sendq: WaitQueue::new(),
+                recvq: WaitList::new(),
+                sendq: WaitList::new(),
                 senders_gone: false,
                 receivers_gone: false,
             }),
@@ -282,7 +282,7 @@ impl<T> Chan<T> {
             self.backoff(seen, &mut step);
         };
         let sel = Selector::new();
-        let mut entry = Entry::new(Some(v));
+        let mut entry = WaitEntry::new(Some(v));
         entry.bind(&sel, 0);
         let mut wait = Wait {
             chan: self,
@@ -334,7 +334,7 @@ impl<T> Chan<T> {
             self.backoff(seen, &mut step);
         };
         let sel = Selector::new();
-        let mut entry = Entry::new(None);
+        let mut entry = WaitEntry::new(None);
         entry.bind(&sel, 0);
         let mut wait = Wait {
             chan: self,
@@ -356,7 +356,7 @@ impl<T> Chan<T> {
     }
 
     /// Unlinks `e` from the queue of `side` if it is still there.
-    pub(super) fn unlink(&self, side: Side, e: NonNull<Entry<T>>) {
+    pub(super) fn unlink(&self, side: Side, e: NonNull<WaitEntry<T>>) {
         let mut g = self.inner.lock();
         match side {
             Side::Send => g.sendq.remove(e),
@@ -371,7 +371,7 @@ struct Wait<'a, T> {
     chan: &'a Chan<T>,
     side: Side,
     sel: &'a Selector,
-    entry: NonNull<Entry<T>>,
+    entry: NonNull<WaitEntry<T>>,
 }
 
 impl<T> Wait<'_, T> {

@@ -4,7 +4,7 @@
 //! case is equally likely to be chosen):
 //!
 //! 1. try each case without waiting; the first that completes is the answer;
-//! 2. otherwise queue one [`Entry`] per case, all sharing one [`Selector`], checking
+//! 2. otherwise queue one [`WaitEntry`] per case, all sharing one [`Selector`], checking
 //!    readiness again under each channel's lock as it goes, then park. The first
 //!    waker to win the selector's CAS completes its case; the others find a selector
 //!    that is no longer waiting and skip its entries. Then every entry still queued is
@@ -19,7 +19,7 @@
 use super::channel::{Chan, Side};
 use super::error::{RecvError, SendError, TrySendError};
 use super::waiters::park;
-use super::waiters::{loom_yield, Entry, Selector, ABORTED};
+use super::waiters::{loom_yield, Selector, WaitEntry, ABORTED};
 use super::{Receiver, Sender};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -72,7 +72,7 @@ pub unsafe trait Case {
 /// A `recv(rx) -> res` arm.
 pub struct RecvCase<'a, T> {
     chan: &'a Chan<T>,
-    entry: Entry<T>,
+    entry: WaitEntry<T>,
     queued: bool,
     result: Option<Result<T, RecvError>>,
 }
@@ -82,7 +82,7 @@ impl<'a, T> RecvCase<'a, T> {
     pub fn new(rx: &'a Receiver<T>) -> Self {
         RecvCase {
             chan: rx.chan(),
-            entry: Entry::new(None),
+            entry: WaitEntry::new(None),
             queued: false,
             result: None,
         }
@@ -140,7 +140,7 @@ unsafe impl<T> Case for RecvCase<'_, T> {
 /// A `send(tx, value) -> res` arm.
 pub struct SendCase<'a, T> {
     chan: &'a Chan<T>,
-    entry: Entry<T>,
+    entry: WaitEntry<T>,
     queued: bool,
     result: Option<Result<(), SendError<T>>>,
 }
@@ -150,7 +150,7 @@ impl<'a, T> SendCase<'a, T> {
     pub fn new(tx: &'a Sender<T>, value: T) -> Self {
         SendCase {
             chan: tx.chan(),
-            entry: Entry::new(Some(value)),
+            entry: WaitEntry::new(Some(value)),
             queued: false,
             result: None,
         }

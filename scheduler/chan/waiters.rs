@@ -1,7 +1,7 @@
 //! Wait queues: who waits on a channel, and the one-winner claim that wakes them.
 //!
 //! A blocked operation (a plain `send`/`recv`, or every arm of a `select!`) is a
-//! [`Selector`] on the waiting caller's stack, shared by one [`Entry`] per channel it
+//! [`Selector`] on the waiting caller's stack, shared by one [`WaitEntry`] per channel it
 //! waits on (Go's `sudog`s, with `selectDone` as the selector's `state`). An entry
 //! holds the slot the value travels through. Queues keep raw pointers to entries;
 //! every queue access happens under the channel's lock.
@@ -58,13 +58,13 @@ pub(crate) mod park {
     /// blocked on a loom `Mutex`, which then fails an assertion inside loom, and a
     /// waker may well unpark an owner that saw its state change without parking and is
     /// now taking a channel lock.
-    struct Parker {
+    struct LoomToken {
         token: Mutex<bool>,
         cv: Condvar,
     }
 
     loom::thread_local! {
-        static PARKER: Arc<Parker> = Arc::new(Parker {
+        static PARKER: Arc<LoomToken> = Arc::new(LoomToken {
             token: Mutex::new(false),
             cv: Condvar::new(),
         });
@@ -72,7 +72,7 @@ pub(crate) mod park {
 
     /// A loom thread as a waiter.
     #[derive(Clone)]
-    pub(crate) struct Waiter(Arc<Parker>);
+    pub(crate) struct Waiter(Arc<LoomToken>);
 
     impl Waiter {
         pub(crate) fn current() -> Waiter {
@@ -170,7 +170,7 @@ impl Selector {
 }
 
 /// One queued case: which selector it belongs to and the slot the value moves through.
-pub(crate) struct Entry<T> {
+pub(crate) struct WaitEntry<T> {
     sel: *const Selector,
     case: usize,
     /// recv: `None` until a sender puts a value (stays `None` on disconnect).
@@ -178,10 +178,10 @@ pub(crate) struct Entry<T> {
     slot: UnsafeCell<Option<T>>,
 }
 
-impl<T> Entry<T> {
+impl<T> WaitEntry<T> {
     /// An entry holding `value` in its slot, not yet tied to a selector.
-    pub(crate) fn new(value: Option<T>) -> Entry<T> {
-        Entry {
+    pub(crate) fn new(value: Option<T>) -> WaitEntry<T> {
+        WaitEntry {
             sel: std::ptr::null(),
             case: 0,
             slot: UnsafeCell::new(value),
@@ -203,13 +203,13 @@ impl<T> Entry<T> {
 
 /// A FIFO of waiting entries (senders or receivers of one channel). Lives inside the
 /// channel's mutex; every method is called with that lock held.
-pub(super) struct WaitQueue<T> {
-    q: VecDeque<NonNull<Entry<T>>>,
+pub(super) struct WaitList<T> {
+    q: VecDeque<NonNull<WaitEntry<T>>>,
 }
 
-impl<T> WaitQueue<T> {
-    pub(crate) const fn new() -> WaitQueue<T> {
-        WaitQueue { q: VecDeque::new() }
+impl<T> WaitList<T> {
+    pub(crate) const fn new() -> WaitList<T> {
+        WaitList { q: VecDeque::new() }
     }
 
     /// Queues `e`.
@@ -218,12 +218,12 @@ impl<T> WaitQueue<T> {
     /// `e` (and its selector) must stay valid, unmoved, until it is no longer in the
     /// queue: its owner removes it with [`remove`](Self::remove), or learns from its
     /// selector that a waker unlinked it.
-    pub(crate) unsafe fn push(&mut self, e: NonNull<Entry<T>>) {
+    pub(crate) unsafe fn push(&mut self, e: NonNull<WaitEntry<T>>) {
         self.q.push_back(e);
     }
 
     /// Unlinks `e` if it is still queued.
-    pub(super) fn remove(&mut self, e: NonNull<Entry<T>>) {
+    pub(super) fn remove(&mut self, e: NonNull<WaitEntry<T>>) {
         if let Some(i) = self.q.iter().position(|&x| x == e) {
             self.q.remove(i);
         }
@@ -243,7 +243,10 @@ impl<T> WaitQueue<T> {
     /// Unlinks and returns the first entry of another selector than `me` whose
     /// selector still waits, with that selector and the entry's case; stale entries
     /// met on the way are dropped from the queue.
-    fn pop_live(&mut self, me: *const Selector) -> Option<(NonNull<Entry<T>>, &Selector, usize)> {
+    fn pop_live(
+        &mut self,
+        me: *const Selector,
+    ) -> Option<(NonNull<WaitEntry<T>>, &Selector, usize)> {
         let mut i = 0;
         while i < self.q.len() {
             let e = self.q[i];

@@ -9,7 +9,7 @@
 //! read with `mincore` while its registry is locked, so its stack cannot go back to
 //! the pool meanwhile.
 
-use crate::sched::registry::Entry;
+use crate::sched::registry::Started;
 use crate::sched::shared::Shared;
 use crate::sched::task::{G, PARKED};
 use crate::sched::wait;
@@ -25,7 +25,7 @@ struct Row {
     stack_size: usize,
 }
 
-fn row(e: &Entry) -> Row {
+fn row(e: &Started) -> Row {
     let (lo, hi) = e.stack;
     Row {
         g: e.g.clone(),

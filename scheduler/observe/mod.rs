@@ -3,11 +3,11 @@
 //! - [`dump`]: every live coroutine and what it waits on (Go's goroutine dump), also
 //!   printed on SIGQUIT ([`sigquit`]) and in the deadlock report;
 //! - [`metrics`]: counters of what the scheduler did, as [`crate::Metrics`];
-//! - [`monitor`]: the schedtrace thread (`GODEBUG=schedtrace`'s line).
+//! - [`schedtrace`]: the schedtrace thread (`GODEBUG=schedtrace`'s line).
 //!
 //! It reads the core (`sched`) and never changes it.
 
 pub(crate) mod dump;
 pub(crate) mod metrics;
-pub(crate) mod monitor;
+pub(crate) mod schedtrace;
 pub(crate) mod sigquit;

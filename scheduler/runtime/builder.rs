@@ -5,7 +5,7 @@ use super::spawn::Builder;
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::observe::metrics::Metrics;
-use crate::observe::monitor::Monitor;
+use crate::observe::schedtrace::Schedtrace;
 use crate::sched::context;
 use crate::sched::deadlock::Deadlock;
 use crate::sched::idle::Idle;
@@ -201,7 +201,7 @@ impl RuntimeBuilder {
             spare_threads: crate::loom::sync::Mutex::new(Vec::new()),
             portable_timers: crate::loom::sync::Mutex::new(Default::default()),
             portable_timer_count: AtomicUsize::new(0),
-            sysmon_parker: crate::sched::parker::Parker::new(),
+            sysmon_sleeper: crate::sched::sleeper::Sleeper::new(),
             name: self.name.clone(),
             workers,
             parked_untimed: AtomicUsize::new(0),
@@ -255,7 +255,7 @@ impl RuntimeBuilder {
             monitor: Mutex::new(None),
         };
         if !schedtrace.is_zero() {
-            let m = Monitor::start(shared, &self.name, schedtrace)?;
+            let m = Schedtrace::start(shared, &self.name, schedtrace)?;
             *rt.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
         }
         Ok(rt)
@@ -294,7 +294,7 @@ fn workers_from_env() -> io::Result<usize> {
 pub struct Runtime {
     handle: Handle,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
-    monitor: Mutex<Option<Monitor>>,
+    monitor: Mutex<Option<Schedtrace>>,
 }
 
 /// A cloneable reference to a runtime, to spawn on it from anywhere.
@@ -452,7 +452,7 @@ impl Drop for Runtime {
         for i in 0..s.remotes.len() {
             s.unpark_worker(i);
         }
-        s.sysmon_parker
+        s.sysmon_sleeper
             .unpark(|| unreachable!("sysmon never polls"));
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

@@ -19,7 +19,7 @@
 //! (or [`RuntimeBuilder::deadlock`](crate::RuntimeBuilder::deadlock)) turns it off.
 
 use super::shared::Shared;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What to do on a proven deadlock.
@@ -54,61 +54,21 @@ impl Deadlock {
 /// corun's own threads that are idle now (asleep workers, sysmons, idle pool threads).
 static IDLE_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Plain threads blocked in a corun wait with no timeout.
-static WAITING_THREADS: AtomicUsize = AtomicUsize::new(0);
+pub(super) static WAITING_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts the calling corun thread idle until dropped.
-pub(crate) struct Idle(());
+pub(crate) struct Asleep(());
 
-impl Idle {
-    pub(crate) fn enter() -> Idle {
+impl Asleep {
+    pub(crate) fn enter() -> Asleep {
         IDLE_THREADS.fetch_add(1, Ordering::SeqCst);
-        Idle(())
+        Asleep(())
     }
 }
 
-impl Drop for Idle {
+impl Drop for Asleep {
     fn drop(&mut self) {
         IDLE_THREADS.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A plain thread as a waiter: counted waiting from its park until a waker (or its
-/// own return) takes it out, so a thread already woken never counts as blocked.
-pub(crate) struct ThreadWaiter {
-    pub(crate) thread: std::thread::Thread,
-    waiting: AtomicBool,
-}
-
-impl ThreadWaiter {
-    /// The calling thread's.
-    pub(crate) fn current() -> Arc<ThreadWaiter> {
-        thread_local! {
-            static ME: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
-                thread: std::thread::current(),
-                waiting: AtomicBool::new(false),
-            });
-        }
-        ME.with(Arc::clone)
-    }
-
-    /// Parks the calling thread (which this must be), counted as blocked in corun.
-    pub(crate) fn park(&self) {
-        if !self.waiting.swap(true, Ordering::SeqCst) {
-            WAITING_THREADS.fetch_add(1, Ordering::SeqCst);
-        }
-        std::thread::park();
-        self.stop_waiting();
-    }
-
-    fn stop_waiting(&self) {
-        if self.waiting.swap(false, Ordering::SeqCst) {
-            WAITING_THREADS.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    pub(crate) fn unpark(&self) {
-        self.stop_waiting();
-        self.thread.unpark();
     }
 }
 

@@ -71,7 +71,7 @@ impl Idle {
     /// The whole sleep of worker `me` (not searching): register as a sleeper,
     /// re-check for work, park until unparked or `deadline`, unregister. Returns true
     /// if it was woken to search (it is then counted as a searcher).
-    /// `park` is the sleep itself: the worker's `Parker`, plain or in the poller.
+    /// `park` is the sleep itself: the worker's `Sleeper`, plain or in the poller.
     pub(super) fn sleep(
         &self,
         me: usize,
@@ -150,7 +150,7 @@ impl Idle {
     }
 }
 
-/// Model checks of the idle protocol with loom: the production `Idle`, `Parker` and
+/// Model checks of the idle protocol with loom: the production `Idle`, `Sleeper` and
 /// `Inject`, with plain tokens for coroutines. Run with
 /// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib idle::loom_tests`.
 /// A lost wake-up leaves a worker parked forever, which loom reports as a deadlock.
@@ -159,18 +159,18 @@ mod loom_tests {
     use super::*;
     use crate::loom::sync::Arc;
     use crate::sched::inject::Inject;
-    use crate::sched::parker::Parker;
+    use crate::sched::sleeper::Sleeper;
 
     struct World {
         idle: Idle,
-        parkers: Vec<Parker>,
+        parkers: Vec<Sleeper>,
         inject: Inject<usize>,
     }
 
     fn world(workers: usize) -> Arc<World> {
         Arc::new(World {
             idle: Idle::new(workers),
-            parkers: (0..workers).map(|_| Parker::new()).collect(),
+            parkers: (0..workers).map(|_| Sleeper::new()).collect(),
             inject: Inject::new(),
         })
     }
@@ -298,7 +298,7 @@ mod loom_tests {
     #[test]
     fn parker_token_is_not_lost_in_the_poller() {
         loom::model(|| {
-            let p = Arc::new(Parker::new());
+            let p = Arc::new(Sleeper::new());
             let poll = Arc::new(FakePoll::new());
             let (p2, poll2) = (p.clone(), poll.clone());
             let t = loom::thread::spawn(move || p2.unpark(|| poll2.wake()));
@@ -311,7 +311,7 @@ mod loom_tests {
     #[test]
     fn parker_token_is_not_lost() {
         loom::model(|| {
-            let p = Arc::new(Parker::new());
+            let p = Arc::new(Sleeper::new());
             let p2 = p.clone();
             let t = loom::thread::spawn(move || p2.unpark(|| unreachable!("not polling")));
             p.park(None);

@@ -22,10 +22,9 @@
 //! re-check its condition anyway. Hence no wakeup is lost.
 
 use super::context;
-use super::deadlock::ThreadWaiter;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
 pub(crate) use super::wait::Reason;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -196,5 +195,45 @@ pub(crate) fn yield_now() {
     });
     if yielded.is_none() {
         thread::yield_now();
+    }
+}
+
+/// A plain thread as a waiter: counted waiting from its park until a waker (or its
+/// own return) takes it out, so a thread already woken never counts as blocked.
+pub(crate) struct ThreadWaiter {
+    pub(crate) thread: std::thread::Thread,
+    waiting: AtomicBool,
+}
+
+impl ThreadWaiter {
+    /// The calling thread's.
+    pub(crate) fn current() -> Arc<ThreadWaiter> {
+        thread_local! {
+            static ME: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
+                thread: std::thread::current(),
+                waiting: AtomicBool::new(false),
+            });
+        }
+        ME.with(Arc::clone)
+    }
+
+    /// Parks the calling thread (which this must be), counted as blocked in corun.
+    pub(crate) fn park(&self) {
+        if !self.waiting.swap(true, Ordering::SeqCst) {
+            super::deadlock::WAITING_THREADS.fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::park();
+        self.stop_waiting();
+    }
+
+    fn stop_waiting(&self) {
+        if self.waiting.swap(false, Ordering::SeqCst) {
+            super::deadlock::WAITING_THREADS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.stop_waiting();
+        self.thread.unpark();
     }
 }

@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// One started coroutine and the body of its stack, `[lo, hi)`.
-pub(crate) struct Entry {
+pub(crate) struct Started {
     pub(crate) g: G,
     pub(crate) stack: (usize, usize),
 }
@@ -24,12 +24,12 @@ pub(crate) struct Registry {
     locked: AtomicBool,
     /// `entries.len()`, readable without the lock.
     len: AtomicUsize,
-    entries: UnsafeCell<Vec<Entry>>,
+    entries: UnsafeCell<Vec<Started>>,
 }
 
 // SAFETY: `entries` is only reached through a `RegistryGuard`, which exists only
 // while `locked` is held by its thread (taken with Acquire, released with Release),
-// so accesses never overlap and each sees the previous holder's writes; `Entry` is
+// so accesses never overlap and each sees the previous holder's writes; `Started` is
 // `Send` (a `G` is).
 unsafe impl Sync for Registry {}
 
@@ -83,9 +83,9 @@ impl Registry {
 pub(crate) struct RegistryGuard<'a>(&'a Registry);
 
 impl Deref for RegistryGuard<'_> {
-    type Target = Vec<Entry>;
+    type Target = Vec<Started>;
     #[inline]
-    fn deref(&self) -> &Vec<Entry> {
+    fn deref(&self) -> &Vec<Started> {
         // SAFETY: we hold the lock (see `Sync`), so no other reference exists.
         unsafe { &*self.0.entries.get() }
     }
@@ -93,7 +93,7 @@ impl Deref for RegistryGuard<'_> {
 
 impl DerefMut for RegistryGuard<'_> {
     #[inline]
-    fn deref_mut(&mut self) -> &mut Vec<Entry> {
+    fn deref_mut(&mut self) -> &mut Vec<Started> {
         // SAFETY: as in `deref`; `&mut self` makes this the only one through us.
         unsafe { &mut *self.0.entries.get() }
     }

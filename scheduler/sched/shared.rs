@@ -4,9 +4,9 @@ use super::context;
 use super::counters::Counters;
 use super::idle::Idle;
 use super::inject::Inject;
-use super::parker::Parker;
 use super::queue::Steal;
-use super::registry::{Entry, Registry};
+use super::registry::{Registry, Started};
+use super::sleeper::Sleeper;
 use super::task::{G, UNSTARTED};
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ pub(crate) struct Remote {
     /// Started coroutines of this worker woken by other threads.
     inbox: Mutex<Vec<G>>,
     pub(crate) inbox_len: AtomicUsize,
-    pub(super) parker: Parker,
+    pub(super) sleeper: Sleeper,
     /// This worker's IO driver (the netpoller), as other threads reach it.
     pub(crate) io: Arc<dyn super::driver::DriverHandle>,
     pub(crate) counters: Counters,
@@ -37,7 +37,7 @@ impl Remote {
             steal,
             inbox: Mutex::new(Vec::new()),
             inbox_len: AtomicUsize::new(0),
-            parker: Parker::new(),
+            sleeper: Sleeper::new(),
             io,
             revoked: AtomicBool::new(false),
             counters: Counters::default(),
@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     /// Coroutines spawned from outside the runtime (the workers count their own).
     pub(crate) spawned_outside: AtomicU64,
     /// Started `migratable` coroutines, which no single worker owns.
-    pub(crate) migratable: Mutex<HashMap<u64, Entry>>,
+    pub(crate) migratable: Mutex<HashMap<u64, Started>>,
     /// When the runtime started: busy times and schedtrace count from here.
     pub(crate) epoch: std::time::Instant,
     /// Whether coroutines' stack use is measured (`RuntimeBuilder::stack_stats`).
@@ -98,7 +98,7 @@ pub(crate) struct Shared {
     /// Timers of `migratable` coroutines: any M, or sysmon, fires them.
     pub(crate) portable_timers: Mutex<crate::sched::timers::Timers>,
     pub(crate) portable_timer_count: AtomicUsize,
-    pub(crate) sysmon_parker: Parker,
+    pub(crate) sysmon_sleeper: Sleeper,
     /// The runtime's name, for its threads' names.
     pub(crate) name: String,
     /// Ps: the number of workers (`remotes` also holds the extra Ms' slots).
@@ -180,7 +180,7 @@ impl Shared {
     /// Wakes worker `i` wherever it sleeps (its condition variable or the poller).
     pub(crate) fn unpark_worker(&self, i: usize) {
         let r = &self.remotes[i];
-        r.parker.unpark(|| r.io.wake());
+        r.sleeper.unpark(|| r.io.wake());
     }
 
     /// Wakes a sleeping worker to look for portable work, if one is needed.

@@ -31,7 +31,7 @@ struct Seen {
 
 pub(crate) fn run(shared: Arc<Shared>) {
     // Sysmon never holds up a coroutine: for deadlock detection it is always idle.
-    let _idle = super::deadlock::Idle::enter();
+    let _idle = super::deadlock::Asleep::enter();
     let mut dead = super::deadlock::Watch::default();
     let mut dumped = (shared.observer.sigquit_generation)();
     let start = Instant::now();
@@ -51,7 +51,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if let Some(d) = shared.next_portable_deadline() {
             wake_at = wake_at.min(d);
         }
-        shared.sysmon_parker.park(Some(wake_at));
+        shared.sysmon_sleeper.park(Some(wake_at));
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }

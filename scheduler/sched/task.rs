@@ -220,7 +220,7 @@ impl Joiner {
         match w {
             Waiter::Coroutine(g) => Joiner(std::mem::ManuallyDrop::new(g).0.as_ptr() as usize),
             Waiter::Thread(t) => {
-                const { assert!(std::mem::align_of::<super::deadlock::ThreadWaiter>() >= 2) };
+                const { assert!(std::mem::align_of::<super::park::ThreadWaiter>() >= 2) };
                 Joiner(std::sync::Arc::into_raw(t) as usize | JOINER_THREAD)
             }
         }
@@ -234,9 +234,7 @@ impl Joiner {
             // SAFETY: made by `Arc::into_raw` in `new` and not taken since (zeroed
             // above), so we own that count.
             Some(Waiter::Thread(unsafe {
-                std::sync::Arc::from_raw(
-                    (p & !JOINER_THREAD) as *const super::deadlock::ThreadWaiter,
-                )
+                std::sync::Arc::from_raw((p & !JOINER_THREAD) as *const super::park::ThreadWaiter)
             }))
         } else {
             // SAFETY: the pointer of a `G` whose count `new` kept (ManuallyDrop) and

@@ -11,24 +11,24 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-struct Entry {
+struct Timer {
     deadline: Instant,
     seq: u32,
     g: G,
 }
 
-impl PartialEq for Entry {
+impl PartialEq for Timer {
     fn eq(&self, o: &Self) -> bool {
         self.deadline == o.deadline && self.seq == o.seq
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl Eq for Timer {}
+impl PartialOrd for Timer {
     fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Entry {
+impl Ord for Timer {
     // Reversed: BinaryHeap is a max-heap and we want the earliest deadline on top.
     fn cmp(&self, o: &Self) -> CmpOrdering {
         o.deadline.cmp(&self.deadline).then(o.seq.cmp(&self.seq))
@@ -37,7 +37,7 @@ impl Ord for Entry {
 
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Entry>,
+    heap: BinaryHeap<Timer>,
     next_seq: u32,
 }
 
@@ -49,7 +49,7 @@ impl Timers {
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         let seq = self.next_seq;
         g.header.timer_seq.store(seq, Ordering::Relaxed);
-        self.heap.push(Entry { deadline, seq, g });
+        self.heap.push(Timer { deadline, seq, g });
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {

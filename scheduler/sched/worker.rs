@@ -21,7 +21,7 @@ use super::counters::Counters;
 use super::driver::Driver;
 use super::park;
 use super::queue::Local;
-use super::registry::Entry;
+use super::registry::Started;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use crate::coroutine::stack::{Stack, StackCache};
@@ -460,7 +460,7 @@ impl Worker {
             let mut map = self.shared.migratable.lock();
             map.insert(
                 h.id,
-                Entry {
+                Started {
                     g: g.clone(),
                     stack: body,
                 },
@@ -475,7 +475,7 @@ impl Worker {
         } else {
             let mut reg = self.remote().registry.lock();
             h.slot.store(reg.len() as u32, Ordering::Relaxed);
-            reg.push(Entry {
+            reg.push(Started {
                 g: g.clone(),
                 stack: body,
             });
@@ -557,7 +557,7 @@ impl Worker {
                 ps.cancel_wait(self.index);
                 break;
             }
-            self.remote().parker.park(None);
+            self.remote().sleeper.park(None);
         }
         self.has_p.set(true);
     }
@@ -647,7 +647,7 @@ impl Worker {
             (a, b) => a.or(b),
         };
         self.release_p();
-        let parker = &self.remote().parker;
+        let sleeper = &self.remote().sleeper;
         Counters::bump(&self.counters().sleeps, 1);
         let io = &self.remote().io;
         // With descriptors registered, the worker sleeps in its poller so that
@@ -659,11 +659,11 @@ impl Worker {
                 || self.shared.has_portable_work()
                 || self.shared.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get()
         };
-        let _idle = super::deadlock::Idle::enter();
+        let _idle = super::deadlock::Asleep::enter();
         self.counters().note_sleep(self.shared.epoch);
         let searching = if io.is_active() && !soon {
             self.shared.idle.sleep(self.index, has_work, || {
-                parker.park_polling(deadline, |d| {
+                sleeper.park_polling(deadline, |d| {
                     let timeout = d.map(|d| d.saturating_duration_since(Instant::now()));
                     self.poller.borrow_mut().poll(timeout);
                 })
@@ -671,7 +671,7 @@ impl Worker {
         } else {
             self.shared
                 .idle
-                .sleep(self.index, has_work, || parker.park(deadline))
+                .sleep(self.index, has_work, || sleeper.park(deadline))
         };
         self.counters().note_wake(self.shared.epoch);
         self.searching.set(searching);

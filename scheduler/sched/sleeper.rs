@@ -23,15 +23,15 @@ const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
 const POLLING: usize = 3;
 
-pub(crate) struct Parker {
+pub(crate) struct Sleeper {
     state: AtomicUsize,
     lock: Mutex<()>,
     cvar: Condvar,
 }
 
-impl Parker {
-    pub(crate) fn new() -> Parker {
-        Parker {
+impl Sleeper {
+    pub(crate) fn new() -> Sleeper {
+        Sleeper {
             state: AtomicUsize::new(EMPTY),
             lock: Mutex::new(()),
             cvar: Condvar::new(),

@@ -15,19 +15,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A running monitor thread.
-pub(crate) struct Monitor {
+pub(crate) struct Schedtrace {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<thread::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
-impl Monitor {
+impl Schedtrace {
     /// Starts the thread, printing a schedtrace line every `schedtrace`.
     pub(crate) fn start(
         shared: Arc<Shared>,
         name: &str,
         schedtrace: Duration,
-    ) -> io::Result<Monitor> {
+    ) -> io::Result<Schedtrace> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (sh, st) = (shared.clone(), stop.clone());
         shared
@@ -37,7 +37,7 @@ impl Monitor {
             .name(format!("{name}-monitor"))
             .spawn(move || run(&sh, &st, schedtrace));
         match thread {
-            Ok(t) => Ok(Monitor {
+            Ok(t) => Ok(Schedtrace {
                 stop,
                 thread: Some(t),
                 shared,
@@ -52,7 +52,7 @@ impl Monitor {
     }
 }
 
-impl Drop for Monitor {
+impl Drop for Schedtrace {
     /// Stops the thread and waits for it.
     fn drop(&mut self) {
         *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
