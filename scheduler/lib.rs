@@ -51,6 +51,8 @@
 mod await_future;
 pub mod blocking;
 pub mod chan;
+/// The fiber layer on its own: a function on a stack of its own, switched to and from
+/// (`examples/prof.rs` measures the bare switch with it). The runtime is built on it.
 pub mod coroutine;
 pub mod fs;
 mod generator;

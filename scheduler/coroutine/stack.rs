@@ -220,7 +220,7 @@ impl Stack {
     /// Sets aside `bytes` (rounded up to 64, at most 1 KiB) at the top of the stack
     /// and returns their address, 64-byte aligned; code running on the stack starts
     /// below them. Replaces any earlier reservation.
-    pub fn reserve_top(&mut self, bytes: usize) -> *mut u8 {
+    pub(super) fn reserve_top(&mut self, bytes: usize) -> *mut u8 {
         let r = bytes.div_ceil(64) * 64;
         assert!(
             r <= 1024,
@@ -231,7 +231,7 @@ impl Stack {
     }
 
     /// Drops the reservation made by [`Stack::reserve_top`].
-    pub fn unreserve_top(&mut self) {
+    pub(super) fn unreserve_top(&mut self) {
         self.reserved = 0;
     }
 
