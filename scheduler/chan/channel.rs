@@ -256,7 +256,7 @@ impl<T> Chan<T> {
         crate::sched::budget::consume();
         let mut step = 0;
         let mut v = v;
-        let mut g = loop {
+        let g = loop {
             let mut g = self.inner.lock();
             v = match self.try_send_locked(&mut g, v, std::ptr::null()) {
                 Ok(w) => {
@@ -281,22 +281,8 @@ impl<T> Chan<T> {
             drop(g);
             self.backoff(seen, &mut step);
         };
-        let sel = Selector::new();
         let mut entry = WaitEntry::new(Some(v));
-        entry.bind(&sel, 0);
-        let mut wait = Wait {
-            chan: self,
-            side: Side::Send,
-            sel: &sel,
-            entry: NonNull::from(&mut entry),
-        };
-        // SAFETY: `entry` and `sel` live on this frame until `wait` is dropped, and
-        // `Wait::drop` unlinks the entry unless a waker already did (see waiters.rs).
-        unsafe { g.sendq.push(wait.entry) };
-        self.bump();
-        drop(g);
-        let won = wait.park(deadline);
-        drop(wait);
+        let won = self.wait_for_peer(g, Side::Send, &mut entry, deadline);
         let slot = entry.slot_mut().take();
         match (won, slot) {
             (true, None) => Ok(()),
@@ -306,11 +292,46 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Queues `entry` on `side`'s wait list (the lock `g` is held), releases the lock
+    /// and parks until a peer completes the operation (`true`) or `deadline` passes
+    /// and it is withdrawn (`false`). The entry is in no list when this returns.
+    fn wait_for_peer(
+        &self,
+        mut g: MutexGuard<'_, Inner<T>>,
+        side: Side,
+        entry: &mut WaitEntry<T>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let sel = Selector::new();
+        entry.bind(&sel, 0);
+        let mut wait = Wait {
+            chan: self,
+            side,
+            sel: &sel,
+            entry: NonNull::from(entry),
+        };
+        // SAFETY: the caller's `entry` and this frame's `sel` outlive `wait`, which is
+        // dropped before this returns, and `Wait::drop` unlinks the entry unless a
+        // waker already did (see waiters.rs); the entry's selector pointer is not
+        // used once it is in no list.
+        unsafe {
+            match side {
+                Side::Send => g.sendq.push(wait.entry),
+                Side::Recv => g.recvq.push(wait.entry),
+            }
+        };
+        self.bump();
+        drop(g);
+        let won = wait.park(deadline);
+        drop(wait);
+        won
+    }
+
     /// Receives, waiting for a value until `deadline` (forever if `None`).
     pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::sched::budget::consume();
         let mut step = 0;
-        let mut g = loop {
+        let g = loop {
             let mut g = self.inner.lock();
             match self.try_recv_locked(&mut g, std::ptr::null()) {
                 Ok((v, w)) => {
@@ -333,21 +354,8 @@ impl<T> Chan<T> {
             drop(g);
             self.backoff(seen, &mut step);
         };
-        let sel = Selector::new();
         let mut entry = WaitEntry::new(None);
-        entry.bind(&sel, 0);
-        let mut wait = Wait {
-            chan: self,
-            side: Side::Recv,
-            sel: &sel,
-            entry: NonNull::from(&mut entry),
-        };
-        // SAFETY: as in `send`: `wait` unlinks the entry before this frame ends.
-        unsafe { g.recvq.push(wait.entry) };
-        self.bump();
-        drop(g);
-        let won = wait.park(deadline);
-        drop(wait);
+        let won = self.wait_for_peer(g, Side::Recv, &mut entry, deadline);
         match (won, entry.slot_mut().take()) {
             (true, Some(v)) => Ok(v),
             (true, None) => Err(RecvTimeoutError::Disconnected),

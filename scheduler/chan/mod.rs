@@ -49,6 +49,79 @@ pub mod __private {
     pub use super::select::{select, Case, Mode, RecvCase, SendCase};
 }
 
+/// What both ends of a channel have alike: its state, clones, drops, `Debug`.
+macro_rules! channel_end {
+    ($End:ident, $end:literal, $pick:tt, $add:ident, $drop:ident) => {
+        impl<T> $End<T> {
+            /// Values buffered now.
+            ///
+            /// ```
+            /// let (tx, rx) = corun::chan::unbounded();
+            /// tx.send(1).unwrap();
+            #[doc = concat!("assert_eq!(", $end, ".len(), 1);")]
+            /// ```
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether nothing is buffered now.
+            ///
+            /// ```
+            /// let (tx, rx) = corun::chan::bounded::<u8>(4);
+            #[doc = concat!("assert!(", $end, ".is_empty());")]
+            /// ```
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// The buffer size: `Some(cap)` for [`bounded`], `None` for [`unbounded`].
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(corun::chan::bounded::<u8>(0).", stringify!($pick), ".capacity(), Some(0));")]
+            #[doc = concat!("assert_eq!(corun::chan::unbounded::<u8>().", stringify!($pick), ".capacity(), None);")]
+            /// ```
+            pub fn capacity(&self) -> Option<usize> {
+                self.chan.capacity()
+            }
+
+            /// Whether `self` and `other` are ends of the same channel.
+            ///
+            /// ```
+            /// let (tx, rx) = corun::chan::unbounded::<u8>();
+            #[doc = concat!("assert!(", $end, ".same_channel(&", $end, ".clone()));")]
+            /// ```
+            pub fn same_channel(&self, other: &$End<T>) -> bool {
+                Arc::ptr_eq(&self.chan, &other.chan)
+            }
+
+            fn chan(&self) -> &Chan<T> {
+                &self.chan
+            }
+        }
+
+        impl<T> Clone for $End<T> {
+            fn clone(&self) -> Self {
+                self.chan.$add();
+                $End {
+                    chan: self.chan.clone(),
+                }
+            }
+        }
+
+        impl<T> Drop for $End<T> {
+            fn drop(&mut self) {
+                self.chan.$drop();
+            }
+        }
+
+        impl<T> fmt::Debug for $End<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($End), " { .. }"))
+            }
+        }
+    };
+}
+
 /// A channel holding up to `cap` values; `cap = 0` makes a rendezvous channel, where
 /// each `send` waits for a `recv` to take the value, as Go's unbuffered `chan`.
 ///
@@ -162,72 +235,9 @@ impl<T> Sender<T> {
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(value, Some(deadline))
     }
-
-    /// Values buffered now.
-    ///
-    /// ```
-    /// let (tx, _rx) = corun::chan::bounded(4);
-    /// tx.send(()).unwrap();
-    /// assert_eq!(tx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether nothing is buffered now.
-    ///
-    /// ```
-    /// let (tx, _rx) = corun::chan::bounded::<u8>(4);
-    /// assert!(tx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer size: `Some(cap)` for [`bounded`], `None` for [`unbounded`].
-    ///
-    /// ```
-    /// assert_eq!(corun::chan::bounded::<u8>(0).0.capacity(), Some(0));
-    /// ```
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
-    }
-
-    /// Whether `self` and `other` are ends of the same channel.
-    ///
-    /// ```
-    /// let (tx, _rx) = corun::chan::unbounded::<u8>();
-    /// assert!(tx.same_channel(&tx.clone()));
-    /// ```
-    pub fn same_channel(&self, other: &Sender<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
-    }
-
-    fn chan(&self) -> &Chan<T> {
-        &self.chan
-    }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_sender();
-        Sender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sender { .. }")
-    }
-}
+channel_end!(Sender, "tx", 0, add_sender, drop_sender);
 
 /// The receiving end of a channel; clone it for more consumers. It is an iterator
 /// source: `for v in &rx` receives until the channel is closed and drained.
@@ -322,72 +332,9 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
-
-    /// Values buffered now.
-    ///
-    /// ```
-    /// let (tx, rx) = corun::chan::unbounded();
-    /// tx.send(1).unwrap();
-    /// assert_eq!(rx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether nothing is buffered now.
-    ///
-    /// ```
-    /// let (_tx, rx) = corun::chan::unbounded::<u8>();
-    /// assert!(rx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer size: `Some(cap)` for [`bounded`], `None` for [`unbounded`].
-    ///
-    /// ```
-    /// assert_eq!(corun::chan::unbounded::<u8>().1.capacity(), None);
-    /// ```
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
-    }
-
-    /// Whether `self` and `other` are ends of the same channel.
-    ///
-    /// ```
-    /// let (_tx, rx) = corun::chan::unbounded::<u8>();
-    /// assert!(rx.same_channel(&rx.clone()));
-    /// ```
-    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
-    }
-
-    fn chan(&self) -> &Chan<T> {
-        &self.chan
-    }
 }
 
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        self.chan.add_receiver();
-        Receiver {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Receiver { .. }")
-    }
-}
+channel_end!(Receiver, "rx", 1, add_receiver, drop_receiver);
 
 /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`] or `&rx`.
 ///

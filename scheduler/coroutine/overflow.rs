@@ -363,6 +363,20 @@ mod tests {
     use corosensei::Coroutine;
     use std::time::Instant;
 
+    /// Disables this thread's signal stack.
+    ///
+    /// # Safety
+    /// Only for a child test thread that owns its signal stack setup.
+    unsafe fn disable_altstack() {
+        let off = libc::stack_t {
+            ss_sp: ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: a valid `stack_t` disabling the alternate stack; no old one wanted.
+        unsafe { libc::sigaltstack(&off, ptr::null_mut()) };
+    }
+
     /// Runs `f` in a forked child with stderr sent into a pipe; returns the
     /// wait status and what the child wrote to stderr.
     fn in_child(f: impl FnOnce()) -> (libc::c_int, String) {
@@ -442,14 +456,7 @@ mod tests {
         let (status, err) = in_child(|| {
             // A thread without an altstack gets one from us.
             // SAFETY: disabling this (child) thread's altstack.
-            unsafe {
-                let off = libc::stack_t {
-                    ss_sp: ptr::null_mut(),
-                    ss_flags: libc::SS_DISABLE,
-                    ss_size: 0,
-                };
-                libc::sigaltstack(&off, ptr::null_mut());
-            }
+            unsafe { disable_altstack() };
             overflow_coroutine(|s| {
                 let mut info = OverflowInfo::for_stack(s, "");
                 info.set_id(42);
@@ -496,14 +503,7 @@ mod tests {
                 cur
             };
             // SAFETY: disabling the altstack std gave this thread.
-            unsafe {
-                let off = libc::stack_t {
-                    ss_sp: ptr::null_mut(),
-                    ss_flags: libc::SS_DISABLE,
-                    ss_size: 0,
-                };
-                libc::sigaltstack(&off, ptr::null_mut());
-            }
+            unsafe { disable_altstack() };
             assert_ne!(query().ss_flags & libc::SS_DISABLE, 0);
             ensure_altstack().unwrap();
             let first = query();

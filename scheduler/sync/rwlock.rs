@@ -245,10 +245,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         crate::sched::budget::consume();
         self.raw.read();
-        RwLockReadGuard {
-            lock: self,
-            _data: PhantomData,
-        }
+        self.read_guard()
     }
 
     /// Takes a shared lock if no writer holds or waits for it.
@@ -261,10 +258,15 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_read().is_some());
     /// ```
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        self.raw.try_read().then(|| RwLockReadGuard {
+        self.raw.try_read().then(|| self.read_guard())
+    }
+
+    /// The guard of a shared lock just taken.
+    fn read_guard(&self) -> RwLockReadGuard<'_, T> {
+        RwLockReadGuard {
             lock: self,
             _data: PhantomData,
-        })
+        }
     }
 
     /// Takes the exclusive lock, parking until every reader and writer is out.
@@ -277,10 +279,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         crate::sched::budget::consume();
         self.raw.write();
-        RwLockWriteGuard {
-            lock: self,
-            _data: PhantomData,
-        }
+        self.write_guard()
     }
 
     /// Takes the exclusive lock if nobody holds the lock.
@@ -293,10 +292,15 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_write().is_some());
     /// ```
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.raw.try_write().then(|| RwLockWriteGuard {
+        self.raw.try_write().then(|| self.write_guard())
+    }
+
+    /// The guard of the exclusive lock just taken.
+    fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
+        RwLockWriteGuard {
             lock: self,
             _data: PhantomData,
-        })
+        }
     }
 
     /// The value, through a unique borrow (no locking needed).
