@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Resolves `addr`. Inside a coroutine the lookup (which may query DNS and block)
 /// runs on the blocking pool while the coroutine parks.
-pub(crate) fn resolve<A: ToSocketAddrs + Sync + ?Sized>(addr: &A) -> io::Result<Vec<SocketAddr>> {
+pub(super) fn resolve<A: ToSocketAddrs + Sync + ?Sized>(addr: &A) -> io::Result<Vec<SocketAddr>> {
     if is_literal::<A>() {
         return addr.to_socket_addrs().map(|it| it.collect());
     }
@@ -40,7 +40,7 @@ fn is_literal<A: ?Sized>() -> bool {
 
 /// Tries `f` on every address `addr` resolves to, in order, returning the first
 /// success or else the last error (as `std::net` does).
-pub(crate) fn each_addr<A, T>(
+pub(super) fn each_addr<A, T>(
     addr: &A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T>
