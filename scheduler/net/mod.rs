@@ -40,101 +40,10 @@
 //!   needs resolving is resolved on the [blocking pool](crate::blocking), off the
 //!   workers, borrowing the argument meanwhile.
 
-/// `AsRawFd`, `AsFd` and `Debug` for a socket type whose `inner` field is the `std`
-/// socket it wraps.
-macro_rules! socket_fd_traits {
-    ($t:ty) => {
-        impl std::os::fd::AsRawFd for $t {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                std::os::fd::AsRawFd::as_raw_fd(&self.inner)
-            }
-        }
-
-        impl std::os::fd::AsFd for $t {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                std::os::fd::AsFd::as_fd(&self.inner)
-            }
-        }
-
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.inner.fmt(f)
-            }
-        }
-    };
-}
-
-/// `Read` and `Write` for a stream type and for a shared reference to it, as `std`
-/// has them: each call goes through the type's `io_op` with its own timeout.
-/// `flush` does nothing (nothing is buffered).
-macro_rules! stream_read_write {
-    ($t:ty) => {
-        impl std::io::Read for &$t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let s: &$t = self;
-                s.io_op(Dir::Read, &s.read_timeout, || (&s.inner).read(buf))
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                let s: &$t = self;
-                s.io_op(Dir::Read, &s.read_timeout, || {
-                    (&s.inner).read_vectored(bufs)
-                })
-            }
-        }
-
-        impl std::io::Write for &$t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let s: &$t = self;
-                s.io_op(Dir::Write, &s.write_timeout, || (&s.inner).write(buf))
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                let s: &$t = self;
-                s.io_op(Dir::Write, &s.write_timeout, || {
-                    (&s.inner).write_vectored(bufs)
-                })
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                (&*self).read(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                (&*self).read_vectored(bufs)
-            }
-        }
-
-        impl std::io::Write for $t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                (&*self).write(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                (&*self).write_vectored(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-    };
-}
-
-mod accept;
+#[macro_use]
+mod methods;
 mod addr;
+mod socket;
 mod tcp;
 mod udp;
 pub mod unix;
