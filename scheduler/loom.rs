@@ -243,3 +243,20 @@ pub mod thread {
 pub mod thread {
     pub use loom::thread::{spawn, yield_now, JoinHandle};
 }
+
+/// Defines a constructor that is a `const fn` normally and a plain `fn` under loom,
+/// whose types cannot be built in a const context: one body for both builds.
+#[allow(unused_macros)] // not every includer of this shim defines constructors
+macro_rules! const_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        $(#[$attr])*
+        #[cfg(not(loom))]
+        $vis const fn $name($($arg: $ty),*) -> $ret $body
+
+        $(#[$attr])*
+        #[cfg(loom)]
+        $vis fn $name($($arg: $ty),*) -> $ret $body
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use const_unless_loom;

@@ -71,24 +71,17 @@ impl Drop for Relock<'_> {
 }
 
 impl Condvar {
-    /// A condition variable with no waiters.
-    ///
-    /// ```
-    /// static CV: corun::sync::Condvar = corun::sync::Condvar::new();
-    /// assert!(!CV.notify_one());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Condvar {
-            queue: WaitQueue::new(),
-        }
-    }
-
-    /// A condition variable with no waiters.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Condvar {
-            queue: WaitQueue::new(),
+    crate::loom::const_unless_loom! {
+        /// A condition variable with no waiters.
+        ///
+        /// ```
+        /// static CV: corun::sync::Condvar = corun::sync::Condvar::new();
+        /// assert!(!CV.notify_one());
+        /// ```
+        pub fn new() -> Self {
+            Condvar {
+                queue: WaitQueue::new(),
+            }
         }
     }
 

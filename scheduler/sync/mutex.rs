@@ -56,19 +56,12 @@ pub(super) struct RawMutex<P: Park = Waiter> {
 }
 
 impl<P: Park> RawMutex<P> {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        RawMutex {
-            state: AtomicU32::new(0),
-            queue: WaitQueue::new(),
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        RawMutex {
-            state: AtomicU32::new(0),
-            queue: WaitQueue::new(),
+    crate::loom::const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            RawMutex {
+                state: AtomicU32::new(0),
+                queue: WaitQueue::new(),
+            }
         }
     }
 
@@ -312,27 +305,19 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// A new unlocked mutex holding `value`.
-    ///
-    /// ```
-    /// static COUNT: corun::sync::Mutex<u32> = corun::sync::Mutex::new(0);
-    /// *COUNT.lock() += 1;
-    /// assert_eq!(*COUNT.lock(), 1);
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new(value: T) -> Self {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
-        }
-    }
-
-    /// A new unlocked mutex holding `value`.
-    #[cfg(loom)]
-    pub fn new(value: T) -> Self {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    crate::loom::const_unless_loom! {
+        /// A new unlocked mutex holding `value`.
+        ///
+        /// ```
+        /// static COUNT: corun::sync::Mutex<u32> = corun::sync::Mutex::new(0);
+        /// *COUNT.lock() += 1;
+        /// assert_eq!(*COUNT.lock(), 1);
+        /// ```
+        pub fn new(value: T) -> Self {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

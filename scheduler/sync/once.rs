@@ -61,28 +61,19 @@ impl<T> Drop for Reset<'_, T> {
 }
 
 impl<T> OnceLock<T> {
-    /// An empty cell.
-    ///
-    /// ```
-    /// let c: corun::sync::OnceLock<u8> = corun::sync::OnceLock::new();
-    /// assert!(c.get().is_none());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        OnceLock {
-            state: AtomicU32::new(EMPTY),
-            queue: WaitQueue::new(),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-        }
-    }
-
-    /// An empty cell.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        OnceLock {
-            state: AtomicU32::new(EMPTY),
-            queue: WaitQueue::new(),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+    crate::loom::const_unless_loom! {
+        /// An empty cell.
+        ///
+        /// ```
+        /// let c: corun::sync::OnceLock<u8> = corun::sync::OnceLock::new();
+        /// assert!(c.get().is_none());
+        /// ```
+        pub fn new() -> Self {
+            OnceLock {
+                state: AtomicU32::new(EMPTY),
+                queue: WaitQueue::new(),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            }
         }
     }
 

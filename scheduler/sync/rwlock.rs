@@ -57,37 +57,34 @@ impl<P: Park> Drop for Finish<'_, P> {
 }
 
 impl<P: Park> RawRwLock<P> {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        RawRwLock {
-            writer: RawMutex::new(),
-            readers: AtomicU64::new(0),
-            departing: AtomicU64::new(0),
-            writer_sem: Sema::new(0),
-            reader_sem: Sema::new(0),
+    crate::loom::const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            RawRwLock {
+                writer: RawMutex::new(),
+                readers: AtomicU64::new(0),
+                departing: AtomicU64::new(0),
+                writer_sem: Sema::new(0),
+                reader_sem: Sema::new(0),
+            }
         }
     }
 
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        RawRwLock {
-            writer: RawMutex::new(),
-            readers: AtomicU64::new(0),
-            departing: AtomicU64::new(0),
-            writer_sem: Sema::new(0),
-            reader_sem: Sema::new(0),
+    /// Waits to be let in as a reader or the writer; if the wait unwinds (a
+    /// cancellation), `Finish` withdraws what was announced.
+    fn wait(&self, write: bool) {
+        let finish = Finish { lock: self, write };
+        if write {
+            self.writer_sem.acquire(Reason::RwLockWrite);
+        } else {
+            self.reader_sem.acquire(Reason::RwLockRead);
         }
+        std::mem::forget(finish);
     }
 
     pub(super) fn read(&self) {
         if add(&self.readers, 1) < 0 {
             // A writer holds or waits: wait for its unlock to let us in.
-            let finish = Finish {
-                lock: self,
-                write: false,
-            };
-            self.reader_sem.acquire(Reason::RwLockRead);
-            std::mem::forget(finish);
+            self.wait(false);
         }
     }
 
@@ -126,12 +123,7 @@ impl<P: Park> RawRwLock<P> {
         // Announce the writer; `r` readers were inside.
         let r = add(&self.readers, -MAX_READERS) + MAX_READERS;
         if r != 0 && add(&self.departing, r) != 0 {
-            let finish = Finish {
-                lock: self,
-                write: true,
-            };
-            self.writer_sem.acquire(Reason::RwLockWrite);
-            std::mem::forget(finish);
+            self.wait(true);
         }
     }
 
@@ -200,27 +192,19 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 
 impl<T> RwLock<T> {
-    /// A new unlocked lock holding `value`.
-    ///
-    /// ```
-    /// static TABLE: corun::sync::RwLock<Vec<u8>> = corun::sync::RwLock::new(Vec::new());
-    /// TABLE.write().push(1);
-    /// assert_eq!(TABLE.read().len(), 1);
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new(value: T) -> Self {
-        RwLock {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
-        }
-    }
-
-    /// A new unlocked lock holding `value`.
-    #[cfg(loom)]
-    pub fn new(value: T) -> Self {
-        RwLock {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
+    crate::loom::const_unless_loom! {
+        /// A new unlocked lock holding `value`.
+        ///
+        /// ```
+        /// static TABLE: corun::sync::RwLock<Vec<u8>> = corun::sync::RwLock::new(Vec::new());
+        /// TABLE.write().push(1);
+        /// assert_eq!(TABLE.read().len(), 1);
+        /// ```
+        pub fn new(value: T) -> Self {
+            RwLock {
+                raw: RawRwLock::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -231,6 +215,22 @@ impl<T> RwLock<T> {
     /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    fn read_guard(&self) -> RwLockReadGuard<'_, T> {
+        RwLockReadGuard {
+            lock: self,
+            _data: PhantomData,
+        }
+    }
+
+    fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
+        RwLockWriteGuard {
+            lock: self,
+            _data: PhantomData,
+        }
     }
 }
 
@@ -261,27 +261,6 @@ impl<T: ?Sized> RwLock<T> {
         self.raw.try_read().then(|| self.read_guard())
     }
 
-    /// The guard of a shared lock just taken.
-    fn read_guard(&self) -> RwLockReadGuard<'_, T> {
-        RwLockReadGuard {
-            lock: self,
-            _data: PhantomData,
-        }
-    }
-
-    /// Takes the exclusive lock, parking until every reader and writer is out.
-    ///
-    /// ```
-    /// let l = corun::sync::RwLock::new(1);
-    /// *l.write() += 1;
-    /// assert_eq!(*l.read(), 2);
-    /// ```
-    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        crate::sched::budget::consume();
-        self.raw.write();
-        self.write_guard()
-    }
-
     /// Takes the exclusive lock if nobody holds the lock.
     ///
     /// ```
@@ -295,12 +274,17 @@ impl<T: ?Sized> RwLock<T> {
         self.raw.try_write().then(|| self.write_guard())
     }
 
-    /// The guard of the exclusive lock just taken.
-    fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
-        RwLockWriteGuard {
-            lock: self,
-            _data: PhantomData,
-        }
+    /// Takes the exclusive lock, parking until every reader and writer is out.
+    ///
+    /// ```
+    /// let l = corun::sync::RwLock::new(1);
+    /// *l.write() += 1;
+    /// assert_eq!(*l.read(), 2);
+    /// ```
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::sched::budget::consume();
+        self.raw.write();
+        self.write_guard()
     }
 
     /// The value, through a unique borrow (no locking needed).

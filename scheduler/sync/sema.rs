@@ -131,19 +131,12 @@ pub(super) struct WaitOpts {
 }
 
 impl<P: Park> WaitQueue<P> {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        WaitQueue {
-            nodes: Mutex::new(VecDeque::new()),
-            len: AtomicUsize::new(0),
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        WaitQueue {
-            nodes: Mutex::new(VecDeque::new()),
-            len: AtomicUsize::new(0),
+    crate::loom::const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            WaitQueue {
+                nodes: Mutex::new(VecDeque::new()),
+                len: AtomicUsize::new(0),
+            }
         }
     }
 
@@ -323,19 +316,12 @@ pub(super) struct Sema<P: Park = Waiter> {
 }
 
 impl<P: Park> Sema<P> {
-    #[cfg(not(loom))]
-    pub(crate) const fn new(permits: usize) -> Self {
-        Sema {
-            permits: AtomicUsize::new(permits),
-            queue: WaitQueue::new(),
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new(permits: usize) -> Self {
-        Sema {
-            permits: AtomicUsize::new(permits),
-            queue: WaitQueue::new(),
+    crate::loom::const_unless_loom! {
+        pub(crate) fn new(permits: usize) -> Self {
+            Sema {
+                permits: AtomicUsize::new(permits),
+                queue: WaitQueue::new(),
+            }
         }
     }
 

@@ -42,24 +42,17 @@ pub struct SemaphorePermit<'a> {
 }
 
 impl Semaphore {
-    /// A semaphore with `permits` permits.
-    ///
-    /// ```
-    /// static LIMIT: corun::sync::Semaphore = corun::sync::Semaphore::new(4);
-    /// assert_eq!(LIMIT.available_permits(), 4);
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new(permits: usize) -> Self {
-        Semaphore {
-            sema: Sema::new(permits),
-        }
-    }
-
-    /// A semaphore with `permits` permits.
-    #[cfg(loom)]
-    pub fn new(permits: usize) -> Self {
-        Semaphore {
-            sema: Sema::new(permits),
+    crate::loom::const_unless_loom! {
+        /// A semaphore with `permits` permits.
+        ///
+        /// ```
+        /// static LIMIT: corun::sync::Semaphore = corun::sync::Semaphore::new(4);
+        /// assert_eq!(LIMIT.available_permits(), 4);
+        /// ```
+        pub fn new(permits: usize) -> Self {
+            Semaphore {
+                sema: Sema::new(permits),
+            }
         }
     }
 
