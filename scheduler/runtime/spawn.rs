@@ -8,6 +8,7 @@ use crate::Handle;
 use std::cell::Cell;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Configures one coroutine before it is spawned, as `std::thread::Builder` does.
 ///
@@ -102,7 +103,7 @@ impl Builder {
         self.spawn_in(&handle.shared, f)
     }
 
-    pub(super) fn spawn_in<F, T>(self, rt: &Shared, f: F) -> io::Result<JoinHandle<T>>
+    pub(super) fn spawn_in<F, T>(self, rt: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -114,7 +115,7 @@ impl Builder {
 
     /// Builds the task without queueing it. `F` may borrow (scoped coroutines); the
     /// caller guarantees it does not outlive what it borrows.
-    pub(super) fn make<F, T>(self, rt: &Shared, f: F) -> io::Result<G>
+    pub(super) fn make<F, T>(self, rt: &Arc<Shared>, f: F) -> io::Result<G>
     where
         F: FnOnce() -> T + Send,
         T: Send,
@@ -122,9 +123,11 @@ impl Builder {
         if self.stack_size != 0 {
             crate::coroutine::stack::checked_size(self.stack_size)?;
         }
+        // The pointer keeps the provenance of the whole `Arc` allocation: a waker
+        // from outside may take a reference through it (`sched/shared.rs`).
         let header = Header::new(
             next_id(),
-            rt,
+            Arc::as_ptr(rt),
             self.name.map(String::into_boxed_str),
             self.stack_size,
             self.migratable,

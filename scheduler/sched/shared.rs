@@ -151,9 +151,10 @@ impl Shared {
         // Any other thread holds no reference to the runtime: once the coroutine is
         // queued it may run to its end and the runtime be dropped while this thread
         // still wakes its worker. Hold one until done.
-        // SAFETY: `self` lives in an `Arc` (see `Shared`), alive now: the coroutine
-        // being woken is unfinished, so the workers, which hold references, run.
-        let _alive = (here.is_none()).then(|| unsafe { KeepAlive::new(self) });
+        // SAFETY: `rt` is `self`, made by `Arc::as_ptr` (`Builder::make`) from the
+        // `Arc` every `Shared` lives in, alive now: the coroutine being woken is
+        // unfinished, so the workers, which hold references, run.
+        let _alive = (here.is_none()).then(|| unsafe { KeepAlive::new(g.header.rt) });
         if g.header.migratable {
             // Any M may run it: its own may be stuck.
             match self.inject.push(g) {
@@ -285,10 +286,11 @@ struct KeepAlive(*const Shared);
 
 impl KeepAlive {
     /// # Safety
-    /// `shared` is inside an `Arc` whose count is not zero now.
-    unsafe fn new(shared: &Shared) -> KeepAlive {
-        // SAFETY: per the contract, `shared` came from `Arc::new` and is alive.
-        unsafe { Arc::increment_strong_count(shared as *const Shared) };
+    /// `shared` came from `Arc::as_ptr` of an `Arc<Shared>` whose count is not zero
+    /// now.
+    unsafe fn new(shared: *const Shared) -> KeepAlive {
+        // SAFETY: per the contract (`as_ptr` gives the pointer `into_raw` would).
+        unsafe { Arc::increment_strong_count(shared) };
         KeepAlive(shared)
     }
 }
