@@ -35,75 +35,9 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 
 /// How a channel waiter sleeps and is woken: the runtime's parking protocol (a
-/// coroutine frees its worker, a thread blocks).
-#[cfg(not(loom))]
+/// coroutine frees its worker, a thread blocks). Under loom, loom's threads stand in
+/// for coroutines, parking as plain threads do (`sched/park.rs`).
 pub(crate) use crate::sched::park;
-
-/// Under loom, loom's threads stand in for coroutines, so the models in `mod.rs` run
-/// this module's and `channel.rs`'s code as it is, only parking differently.
-#[cfg(loom)]
-pub(crate) mod park {
-    use crate::loom::sync::{Condvar, Mutex};
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    /// A plain thread may spin: the backoff before parking runs as in production
-    /// (bounded, so it needs no yield to loom).
-    pub(crate) use crate::sched::park::may_spin;
-
-    /// A one-token parker per loom thread, as the runtime's park state and
-    /// `std::thread::park` keep one: an unpark before the park is not lost, and a
-    /// stale token makes a later park return at once (a spurious wake-up the callers
-    /// must tolerate). Not `loom::thread::park`: loom's `unpark` also wakes a thread
-    /// blocked on a loom `Mutex`, which then fails an assertion inside loom, and a
-    /// waker may well unpark an owner that saw its state change without parking and is
-    /// now taking a channel lock.
-    struct LoomToken {
-        token: Mutex<bool>,
-        cv: Condvar,
-    }
-
-    loom::thread_local! {
-        static PARKER: Arc<LoomToken> = Arc::new(LoomToken {
-            token: Mutex::new(false),
-            cv: Condvar::new(),
-        });
-    }
-
-    /// A loom thread as a waiter.
-    #[derive(Clone)]
-    pub(crate) struct Waiter(Arc<LoomToken>);
-
-    impl Waiter {
-        pub(crate) fn current() -> Waiter {
-            Waiter(PARKER.with(Arc::clone))
-        }
-
-        /// Wakes the waiter, or makes its next park return at once.
-        pub(crate) fn unpark(&self) {
-            *self.0.token.lock() = true;
-            self.0.cv.notify_one();
-        }
-    }
-
-    fn park_once() {
-        PARKER.with(|p| {
-            let mut token = p.token.lock();
-            while !*token {
-                p.cv.wait(&mut token);
-            }
-            *token = false;
-        })
-    }
-
-    pub(crate) use crate::sched::park::{Cancel, Reason};
-
-    /// As the runtime's `park`. loom has no clock, so a deadline never passes (a
-    /// model relying on it deadlocks), and the reason is for dumps, which loom has not.
-    pub(crate) fn park(_reason: Reason, _deadline: Option<Instant>, _cancel: Cancel) {
-        park_once()
-    }
-}
 
 /// A scheduling point under loom, nothing otherwise. The owner calls it after it
 /// published its entries and released the lock, before it first looks at its state:

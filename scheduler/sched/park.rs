@@ -130,11 +130,11 @@ fn park_thread(reason: Reason, deadline: Option<Instant>) {
         Some(d) => {
             let now = Instant::now();
             if d > now {
-                thread::park_timeout(d - now);
+                Token::wait_here(Some(d - now));
             }
         }
         None if reason.waits_on_corun() => ThreadWaiter::current().park(),
-        None => thread::park(),
+        None => Token::wait_here(None),
     }
 }
 
@@ -202,17 +202,28 @@ pub(crate) fn yield_now() {
 /// own return) takes it out, so a thread already woken never counts as blocked.
 pub(crate) struct ThreadWaiter {
     pub(crate) thread: std::thread::Thread,
+    token: Token,
     waiting: AtomicBool,
 }
 
 impl ThreadWaiter {
     /// The calling thread's.
     pub(crate) fn current() -> Arc<ThreadWaiter> {
-        thread_local! {
-            static ME: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
+        fn make() -> Arc<ThreadWaiter> {
+            Arc::new(ThreadWaiter {
                 thread: std::thread::current(),
+                token: Token::new(),
                 waiting: AtomicBool::new(false),
-            });
+            })
+        }
+        #[cfg(not(loom))]
+        thread_local! {
+            static ME: Arc<ThreadWaiter> = make();
+        }
+        // loom's threads share one OS thread: each needs its own.
+        #[cfg(loom)]
+        loom::thread_local! {
+            static ME: Arc<ThreadWaiter> = make();
         }
         ME.with(Arc::clone)
     }
@@ -222,7 +233,7 @@ impl ThreadWaiter {
         if !self.waiting.swap(true, Ordering::SeqCst) {
             super::deadlock::WAITING_THREADS.fetch_add(1, Ordering::SeqCst);
         }
-        std::thread::park();
+        self.token.wait(None);
         self.stop_waiting();
     }
 
@@ -234,6 +245,74 @@ impl ThreadWaiter {
 
     pub(crate) fn unpark(&self) {
         self.stop_waiting();
-        self.thread.unpark();
+        self.token.wake();
+    }
+}
+
+/// How a plain thread sleeps: std's one-token `park`/`unpark`. Under loom, whose
+/// threads stand in for coroutines and threads in the models, the same one-token
+/// protocol on a loom lock and condition variable (loom's own `unpark` would also wake
+/// a thread blocked on a loom `Mutex`, which its models reject).
+#[cfg(not(loom))]
+struct Token(std::thread::Thread);
+
+#[cfg(not(loom))]
+impl Token {
+    fn new() -> Token {
+        Token(std::thread::current())
+    }
+
+    /// Sleeps until woken (or the timeout passes); may return spuriously. Only the
+    /// thread it was made on calls this.
+    fn wait(&self, timeout: Option<std::time::Duration>) {
+        Self::wait_here(timeout)
+    }
+
+    /// As `wait`, on the calling thread's token: std's, which needs no thread-local
+    /// (so it works during thread exit too).
+    fn wait_here(timeout: Option<std::time::Duration>) {
+        match timeout {
+            Some(t) => thread::park_timeout(t),
+            None => thread::park(),
+        }
+    }
+
+    fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
+#[cfg(loom)]
+struct Token {
+    set: crate::loom::sync::Mutex<bool>,
+    cv: crate::loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+impl Token {
+    fn new() -> Token {
+        Token {
+            set: crate::loom::sync::Mutex::new(false),
+            cv: crate::loom::sync::Condvar::new(),
+        }
+    }
+
+    /// As above; loom has no clock, so a timeout never passes (a model relying on
+    /// one deadlocks instead of hiding a lost wake-up).
+    fn wait(&self, _timeout: Option<std::time::Duration>) {
+        let mut set = self.set.lock();
+        while !*set {
+            self.cv.wait(&mut set);
+        }
+        *set = false;
+    }
+
+    fn wait_here(timeout: Option<std::time::Duration>) {
+        ThreadWaiter::current().token.wait(timeout)
+    }
+
+    fn wake(&self) {
+        *self.set.lock() = true;
+        self.cv.notify_one();
     }
 }

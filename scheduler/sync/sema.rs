@@ -417,24 +417,25 @@ impl<P: Park> Sema<P> {
 pub(super) mod loom_tests {
     use super::*;
 
-    /// loom's threads as waiters. `FAIR` = true makes every waiter count as starving,
-    /// so the handoff paths are explored too.
+    /// loom's threads as waiters, parking as the runtime's plain threads do (one
+    /// strategy for every model: `sched/park.rs`). `FAIR` = true makes every waiter
+    /// count as starving, so the handoff paths are explored too.
     #[derive(Clone)]
-    pub(crate) struct LoomPark<const FAIR: bool>(loom::thread::Thread);
+    pub(crate) struct LoomPark<const FAIR: bool>(Waiter);
 
     impl<const FAIR: bool> Park for LoomPark<FAIR> {
         const FAIR_AFTER: Duration = if FAIR { Duration::ZERO } else { Duration::MAX };
         fn current() -> Self {
-            LoomPark(loom::thread::current())
+            LoomPark(Waiter::current())
         }
         fn unpark(&self) {
             self.0.unpark()
         }
-        fn park(_reason: Reason) {
-            loom::thread::park()
+        fn park(reason: Reason) {
+            <Waiter as Park>::park(reason)
         }
-        fn park_until(_deadline: Instant, _reason: Reason) {
-            loom::thread::park()
+        fn park_until(deadline: Instant, reason: Reason) {
+            <Waiter as Park>::park_until(deadline, reason)
         }
     }
 
