@@ -24,8 +24,8 @@
 //! assert!(corun::blocking::threads() <= corun::blocking::max_threads());
 //! ```
 
+use crate::loom::sync::{Condvar, Mutex};
 use crate::sched::{cancel, context, park};
-use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
@@ -128,7 +128,8 @@ impl Pool {
             st.idle += 1;
             // Woken by a job, by a change of settings, or by the deadline: re-check.
             let idle = crate::sched::deadlock::Asleep::enter();
-            self.cv.wait_until(&mut st, deadline);
+            self.cv
+                .wait_timeout(&mut st, deadline.saturating_duration_since(Instant::now()));
             drop(idle);
             st.idle -= 1;
         }
@@ -196,7 +197,7 @@ pub fn set_idle_timeout(d: Duration) {
 
 /// Where the closure's outcome waits for the coroutine.
 struct Slot<T> {
-    result: std::sync::Mutex<Option<thread::Result<T>>>,
+    result: Mutex<Option<thread::Result<T>>>,
     waiter: park::Waiter,
 }
 
@@ -245,7 +246,7 @@ where
     }
     cancel::checkpoint_current();
     let slot = Arc::new(Slot {
-        result: std::sync::Mutex::new(None),
+        result: Mutex::new(None),
         waiter: park::Waiter::current(),
     });
     let theirs = slot.clone();
@@ -256,7 +257,7 @@ where
         // result is taken by the caller (nothing of lifetime 'a is dropped late:
         // see the SAFETY comment below).
         let waiter = theirs.waiter.clone();
-        *theirs.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        *theirs.result.lock() = Some(r);
         drop(theirs);
         waiter.unpark();
     });
@@ -272,7 +273,7 @@ where
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
     pool().submit(job);
     let r = loop {
-        if let Some(r) = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(r) = slot.result.lock().take() {
             break r;
         }
         // Not a cancellation point: `f` must finish before this coroutine unwinds.

@@ -30,6 +30,10 @@
 //!   wrapper around `core::cell::UnsafeCell`.
 //! * `thread::{spawn, yield_now, JoinHandle}`.
 //!
+//! Every lock of the crate comes from here, except the two in `static`s
+//! (`sched/deadlock.rs`, `signal.rs`), which are std's: a loom lock cannot be built in
+//! a const, and no model reaches them.
+//!
 //! [loom]: https://docs.rs/loom
 
 // The shim offers the whole API above whether or not the crate uses every

@@ -7,10 +7,11 @@
 //! stacks fit under `vm.max_map_count`. Older kernels fall back to
 //! `mprotect(PROT_NONE)`, which costs one extra map per stack.
 
+use crate::loom::sync::{Mutex, MutexGuard};
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use corosensei::stack::StackPointer;
 
@@ -482,7 +483,7 @@ impl StackPool {
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // A panic under this lock leaves the lists consistent: keep going.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock()
     }
 }
 

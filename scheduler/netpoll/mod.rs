@@ -58,7 +58,7 @@ pub(crate) struct NetRemote {
     /// Deregistered descriptors' readiness, kept alive until the worker's next poll
     /// starts: the poll under way when they were deregistered may still hold their
     /// tokens in its event buffer.
-    released: parking_lot::Mutex<Vec<Arc<Ready>>>,
+    released: crate::loom::sync::Mutex<Vec<Arc<Ready>>>,
 }
 
 /// A poller for one worker, as the core's IO driver: the worker's half and the
@@ -71,7 +71,7 @@ pub(crate) fn new() -> io::Result<Io> {
         registry,
         waker,
         registered: AtomicUsize::new(0),
-        released: parking_lot::Mutex::new(Vec::new()),
+        released: crate::loom::sync::Mutex::new(Vec::new()),
     });
     let poller = Poller {
         poll,

@@ -34,7 +34,7 @@ pub(crate) struct IoSource {
     /// Made at the first registration and kept for life (a move to another poller
     /// keeps it, so waiters queued on it are not lost).
     ready: OnceLock<Arc<Ready>>,
-    bound: parking_lot::Mutex<Option<Binding>>,
+    bound: crate::loom::sync::Mutex<Option<Binding>>,
 }
 
 impl IoSource {
@@ -43,7 +43,7 @@ impl IoSource {
         IoSource {
             fd,
             ready: OnceLock::new(),
-            bound: parking_lot::Mutex::new(None),
+            bound: crate::loom::sync::Mutex::new(None),
         }
     }
 
@@ -160,7 +160,7 @@ impl IoSource {
 
 impl Drop for IoSource {
     fn drop(&mut self) {
-        if let (Some(b), Some(ready)) = (self.bound.get_mut().take(), self.ready.get()) {
+        if let (Some(b), Some(ready)) = (self.bound.lock().take(), self.ready.get()) {
             super::of(&b.shared, b.worker).deregister(self.fd, ready.clone());
         }
     }

@@ -7,10 +7,11 @@
 //! read of the runtime (atomics, the queues' lengths), so a worker stuck in a hog
 //! does not stop it.
 
+use crate::loom::sync::{Condvar, Mutex};
 use crate::sched::shared::Shared;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,7 @@ impl Schedtrace {
 impl Drop for Schedtrace {
     /// Stops the thread and waits for it.
     fn drop(&mut self) {
-        *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -69,7 +70,7 @@ impl Drop for Schedtrace {
 fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar), every: Duration) {
     let every = every.max(Duration::from_millis(1));
     let mut next = Instant::now() + every;
-    let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stopped = stop.0.lock();
     loop {
         // Checked before every wait: a stop may come before this thread first runs.
         if *stopped {
@@ -77,11 +78,7 @@ fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar), every: Duration) {
         }
         let now = Instant::now();
         if now < next {
-            stopped = stop
-                .1
-                .wait_timeout(stopped, next - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            stop.1.wait_timeout(&mut stopped, next - now);
             continue;
         }
         next += every;

@@ -4,6 +4,7 @@ use super::join::JoinHandle;
 use super::spawn::Builder;
 use crate::coroutine::stack::StackPool;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::Mutex;
 use crate::observe::metrics::Metrics;
 use crate::observe::schedtrace::Schedtrace;
 use crate::sched::context;
@@ -14,7 +15,7 @@ use crate::sched::queue;
 use crate::sched::shared::{Observer, Remote, Shared};
 use crate::sched::task::QUEUED;
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -191,15 +192,13 @@ impl RuntimeBuilder {
             stacks,
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
-            migratable: crate::loom::sync::Mutex::new(Default::default()),
+            migratable: Mutex::new(Default::default()),
             ps: crate::sched::handoff::Ps::new(workers, workers + extra),
             handoffs: AtomicU64::new(0),
             ms_started: AtomicUsize::new(workers),
-            spares: crate::loom::sync::Mutex::new(
-                locals.split_off(workers).into_iter().map(Some).collect(),
-            ),
-            spare_threads: crate::loom::sync::Mutex::new(Vec::new()),
-            portable_timers: crate::loom::sync::Mutex::new(Default::default()),
+            spares: Mutex::new(locals.split_off(workers).into_iter().map(Some).collect()),
+            spare_threads: Mutex::new(Vec::new()),
+            portable_timers: Mutex::new(Default::default()),
             portable_timer_count: AtomicUsize::new(0),
             sysmon_sleeper: crate::sched::sleeper::Sleeper::new(),
             name: self.name.clone(),
@@ -256,7 +255,7 @@ impl RuntimeBuilder {
         };
         if !schedtrace.is_zero() {
             let m = Schedtrace::start(shared, &self.name, schedtrace)?;
-            *rt.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+            *rt.monitor.lock() = Some(m);
         }
         Ok(rt)
     }
@@ -440,12 +439,7 @@ impl Drop for Runtime {
             );
             return;
         }
-        drop(
-            self.monitor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        drop(self.monitor.lock().take());
         let s = &self.handle.shared;
         s.shutdown.store(true, Ordering::SeqCst);
         s.inject.close();
@@ -454,7 +448,7 @@ impl Drop for Runtime {
         }
         s.sysmon_sleeper
             .unpark(|| unreachable!("sysmon never polls"));
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             let _ = t.join();
         }
