@@ -877,3 +877,9 @@ mod tests {
         }
     }
 }
+
+/// The loom models of the ring and the injector (all models live in
+/// `scheduler/models/`).
+#[cfg(all(test, loom))]
+#[path = "../models/queue.rs"]
+mod loom_tests;

@@ -395,26 +395,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
     }
 }
 
+/// The loom model of this module (all models live in `scheduler/models/`).
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::super::sema::loom_tests::LoomPark;
-    use super::*;
-    use crate::loom::sync::Arc;
-
-    #[test]
-    fn rwlock_reader_and_writer() {
-        loom::model(|| {
-            let l = Arc::new(RawRwLock::<LoomPark<false>>::new());
-            let l2 = l.clone();
-            let t = loom::thread::spawn(move || {
-                l2.write();
-                l2.write_unlock();
-            });
-            l.read();
-            l.read_unlock();
-            t.join().unwrap();
-            assert!(l.try_write());
-            l.write_unlock();
-        });
-    }
-}
+#[path = "../models/rwlock.rs"]
+mod loom_tests;

@@ -1,14 +1,12 @@
-//! loom models of the local run queue (`sched/queue.rs`) and the injector
-//! (`sched/inject.rs`).
+//! loom models of the local run queue (`sched/queue.rs`, whose child module this is)
+//! and the injector (`sched/inject.rs`).
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test --release --test loom_queue
+//! RUSTFLAGS="--cfg loom" cargo test --release --lib sched::queue::loom_tests
 //! ```
 //!
-//! The queue modules are `pub(crate)`, so this test crate compiles the very
-//! same source files by `#[path]`, at the same module paths (`crate::loom`,
-//! `crate::sched::{queue, inject}`). Under `cfg(loom)` the ring has 4
-//! slots, so a handful of operations reach full/overflow and wrap.
+//! Under `cfg(loom)` the ring has 4 slots, so a handful of operations reach
+//! full/overflow and wrap.
 //!
 //! Every model runs with a preemption bound of 3 unless
 //! `LOOM_MAX_PREEMPTIONS` overrides it. Measured, release mode, 2 cores:
@@ -20,17 +18,6 @@
 //! Relaxed, thief's `tail` load Relaxed, thief's release CAS Relaxed, the
 //! owner's `head` refresh Relaxed, `pop` clobbering `steal`, thieves not
 //! backing off from a steal in progress.
-#![cfg(loom)]
-#![allow(dead_code, unused_imports)] // not every shim/queue item is used here
-
-#[path = "../scheduler/loom.rs"]
-mod loom;
-
-#[path = "../scheduler/sched"]
-mod sched {
-    pub mod inject;
-    pub mod queue;
-}
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use crate::loom::sync::Arc;
@@ -55,6 +42,23 @@ fn drain<T: Send>(local: &mut Local<T>, out: &mut Vec<T>) {
 }
 
 /// Asserts that `seen` is exactly `0..n`, each once.
+/// An injector and a run queue (its owner half and its thieves' half).
+fn ring() -> (Inject<usize>, Local<usize>, queue::Steal<usize>) {
+    let (local, steal) = queue::local::<usize>();
+    (Inject::new(), local, steal)
+}
+
+/// A thief that steals once into a queue of its own and returns what it got.
+fn spawn_thief(steal: queue::Steal<usize>) -> thread::JoinHandle<Vec<usize>> {
+    thread::spawn(move || {
+        let (mut mine, _) = queue::local();
+        let mut seen = Vec::new();
+        seen.extend(steal.steal_into(&mut mine));
+        drain(&mut mine, &mut seen);
+        seen
+    })
+}
+
 fn assert_each_once(mut seen: Vec<usize>, n: usize) {
     seen.sort_unstable();
     assert_eq!(seen, (0..n).collect::<Vec<_>>());
@@ -72,18 +76,9 @@ fn capacity_is_small_under_loom() {
 fn push_overflow_while_stealing() {
     model(|| {
         const N: usize = 7;
-        let inject = Inject::new();
-        let (mut local, steal) = queue::local::<usize>();
+        let (inject, mut local, steal) = ring();
 
-        let thief = thread::spawn(move || {
-            let (mut mine, _) = queue::local();
-            let mut seen = Vec::new();
-            if let Some(task) = steal.steal_into(&mut mine) {
-                seen.push(task);
-                drain(&mut mine, &mut seen);
-            }
-            seen
-        });
+        let thief = spawn_thief(steal);
 
         let mut seen = Vec::new();
         for i in 0..3 {
@@ -108,24 +103,12 @@ fn push_overflow_while_stealing() {
 fn two_thieves_and_owner_popping() {
     model(|| {
         const N: usize = 5;
-        let inject = Inject::new();
-        let (mut local, steal) = queue::local::<usize>();
+        let (inject, mut local, steal) = ring();
         for i in 0..4 {
             local.push_back_or_overflow(i, &inject);
         }
 
-        let thieves: Vec<_> = (0..2)
-            .map(|_| {
-                let steal = steal.clone();
-                thread::spawn(move || {
-                    let (mut mine, _) = queue::local();
-                    let mut seen = Vec::new();
-                    seen.extend(steal.steal_into(&mut mine));
-                    drain(&mut mine, &mut seen);
-                    seen
-                })
-            })
-            .collect();
+        let thieves: Vec<_> = (0..2).map(|_| spawn_thief(steal.clone())).collect();
 
         let mut seen = Vec::new();
         seen.extend(local.pop());
