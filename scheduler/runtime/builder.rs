@@ -461,7 +461,6 @@ impl Drop for Runtime {
         // the workers emptied the injector: it never starts.
         while let Some(g) = s.inject.pop() {
             g.abandon(Box::new(crate::Cancelled));
-            g.header.finish();
         }
         // Normally every coroutine has ended by now. Under `panic = "abort"` the
         // started ones could not be unwound: they are leaked, stacks and values.
@@ -475,7 +474,6 @@ impl Drop for Runtime {
                 // QUEUED for good: a later `unpark` does nothing.
                 h.state.store(QUEUED, Ordering::SeqCst);
                 g.abandon(Box::new(crate::Cancelled));
-                h.finish();
             }
             // A waker that moved one of them from PARKED to QUEUED before the store
             // above may still be about to reach the shared state: keep it forever.

@@ -61,16 +61,10 @@ impl<T> Drop for Packet<'_, T> {
         // a user value: if its destructor panics, the count could never go down and
         // the scope would wait forever, so abort instead, as `std::thread::scope` does.
         let result = self.result.get_mut().take();
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
-            if payload.is::<crate::Cancelled>() {
-                // It waited while its dropper was being cancelled: gone, not failed.
-                self.scope.decrement();
-                return;
-            }
-            std::mem::forget(payload);
-            eprintln!("corun: fatal: the result of a scoped coroutine panicked while being dropped; aborting (as std::thread::scope does)");
-            std::process::abort();
-        }
+        crate::sched::task::drop_guarded(
+            move || drop(result),
+            || "the result of a scoped coroutine".into(),
+        );
         self.scope.decrement();
     }
 }

@@ -245,7 +245,7 @@ impl ThreadWaiter {
 
     pub(crate) fn unpark(&self) {
         self.stop_waiting();
-        self.token.wake();
+        self.token.wake(&self.thread);
     }
 }
 
@@ -254,12 +254,12 @@ impl ThreadWaiter {
 /// protocol on a loom lock and condition variable (loom's own `unpark` would also wake
 /// a thread blocked on a loom `Mutex`, which its models reject).
 #[cfg(not(loom))]
-struct Token(std::thread::Thread);
+struct Token;
 
 #[cfg(not(loom))]
 impl Token {
     fn new() -> Token {
-        Token(std::thread::current())
+        Token
     }
 
     /// Sleeps until woken (or the timeout passes); may return spuriously. Only the
@@ -277,8 +277,8 @@ impl Token {
         }
     }
 
-    fn wake(&self) {
-        self.0.unpark();
+    fn wake(&self, thread: &std::thread::Thread) {
+        thread.unpark();
     }
 }
 
@@ -311,7 +311,7 @@ impl Token {
         ThreadWaiter::current().token.wait(timeout)
     }
 
-    fn wake(&self) {
+    fn wake(&self, _thread: &std::thread::Thread) {
         *self.set.lock() = true;
         self.cv.notify_one();
     }

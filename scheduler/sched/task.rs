@@ -139,10 +139,12 @@ impl Task {
         unsafe { (self.vtable.run)(self) }
     }
 
-    /// Drops the closure unrun and records `payload` as the outcome.
+    /// Ends a coroutine that will not run (again): drops its closure if it never
+    /// ran, records `payload` as its outcome and wakes its joiner.
     pub(crate) fn abandon(&self, payload: Box<dyn Any + Send>) {
         // SAFETY: as in `run`.
-        unsafe { (self.vtable.abandon)(self, payload) }
+        unsafe { (self.vtable.abandon)(self, payload) };
+        self.header.finish();
     }
 
     /// Moves the result out into `dst`.
@@ -427,7 +429,11 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         // The coroutine's locals go on its own stack, after its closure (and every
         // frame that could borrow them) ended. A panic there is the coroutine's.
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| t.header.locals.teardown())) {
-            drop_or_abort(std::mem::replace(&mut r, Err(p)), &t.header, "result");
+            let result = std::mem::replace(&mut r, Err(p));
+            drop_guarded(
+                move || drop(result),
+                || format!("the result of coroutine {}", t.header.label()),
+            );
         }
         // SAFETY: written once, before `finish` publishes JOIN_DONE.
         unsafe { *c.out.get() = Some(r) };
@@ -470,19 +476,17 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
         // coroutines: a panic in their destructors must not unwind the scheduler.
         // They are dropped in place: a large result is not copied to this stack.
         // SAFETY: the last reference is gone, so this thread alone reaches the cell,
-        // made by `G::new` as a Box<Cell<F, T>>; each field is dropped once below.
+        // made by `G::new` as a Box<Cell<F, T>>; each field is dropped once below (at
+        // most one of the two user fields holds a value: `run` and `abandon` take the
+        // closure before they store the result).
         let h = unsafe { &(*c).task.header };
-        // SAFETY: as above.
         drop_guarded(
-            || unsafe { std::ptr::drop_in_place((*c).f.get()) },
-            h,
-            "closure",
-        );
-        // SAFETY: as above.
-        drop_guarded(
-            || unsafe { std::ptr::drop_in_place((*c).out.get()) },
-            h,
-            "result",
+            // SAFETY: as above.
+            || unsafe {
+                std::ptr::drop_in_place((*c).f.get());
+                std::ptr::drop_in_place((*c).out.get());
+            },
+            || format!("the result or closure of coroutine {}", h.label()),
         );
         // SAFETY: as above; the user fields are dropped, so the task is dropped, then
         // the memory is freed without dropping anything again.
@@ -493,18 +497,13 @@ impl<F: FnOnce() -> T + Send, T: Send> Cell<F, T> {
     }
 }
 
-/// Drops `v`, a user value of coroutine `h`; see [`drop_guarded`].
-fn drop_or_abort<V>(v: V, h: &Header, what: &str) {
-    drop_guarded(move || drop(v), h, what)
-}
-
-/// Runs `drop`, which drops a user value of coroutine `h`, so that nothing unwinds
-/// out of it: the caller may be the scheduler itself. If the destructor panics, the
-/// process aborts, as std does when a thread's result panics on drop. If corun's
-/// own cancellation unwound it (it waited, in a coroutine being cancelled), that is
-/// no failure: the value is gone, and that coroutine's next cancellation point
-/// raises the cancellation again.
-pub(crate) fn drop_guarded(drop: impl FnOnce(), h: &Header, what: &str) {
+/// Runs `drop`, which drops a user value (`what` names it), so that nothing unwinds
+/// out of it: the caller may be the scheduler itself, or a scope that must still
+/// count the value gone. If the destructor panics, the process aborts, as std does
+/// when a thread's result panics on drop. If corun's own cancellation unwound it (it
+/// waited, in a coroutine being cancelled), that is no failure: the value is gone,
+/// and that coroutine's next cancellation point raises the cancellation again.
+pub(crate) fn drop_guarded(drop: impl FnOnce(), what: impl FnOnce() -> String) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(drop)) {
         if payload.is::<crate::Cancelled>() {
             return;
@@ -512,8 +511,8 @@ pub(crate) fn drop_guarded(drop: impl FnOnce(), h: &Header, what: &str) {
         // Dropping the payload could panic again.
         std::mem::forget(payload);
         eprintln!(
-            "corun: fatal: the {what} of coroutine {} panicked while being dropped; aborting (as std does for a thread's result)",
-            h.label()
+            "corun: fatal: {} panicked while being dropped; aborting (as std does)",
+            what()
         );
         std::process::abort();
     }

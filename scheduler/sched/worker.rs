@@ -24,8 +24,8 @@ use super::queue::Local;
 use super::registry::Started;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
+use super::timers::Timers;
 use crate::coroutine::stack::{Stack, StackCache};
-use crate::sched::timers::Timers;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -487,7 +487,6 @@ impl Worker {
     /// as its outcome and wakes its joiner.
     fn abandon(&self, g: &G, payload: Box<dyn std::any::Any + Send>) {
         g.abandon(payload);
-        g.header.finish();
         Counters::bump(&self.counters().finished, 1);
     }
 
