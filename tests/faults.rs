@@ -516,7 +516,13 @@ fn child_asan_canary() {
                 // SAFETY: none; an out-of-bounds read of a coroutine's local.
                 println!("{}", unsafe { std::ptr::read_volatile(p.add(i)) });
             }
-            "leak" => std::mem::forget(std::hint::black_box(Box::new([3u8; 4096]))),
+            // Several leaks: LeakSanitizer scans conservatively, and a stale copy of
+            // one pointer left in a register or a stack slot would hide that one.
+            "leak" => {
+                for _ in 0..16 {
+                    std::mem::forget(std::hint::black_box(Box::new([3u8; 4096])));
+                }
+            }
             "parked-holder" => {
                 // The only pointer to this box lives on a parked coroutine's stack
                 // when the process exits: not a leak.

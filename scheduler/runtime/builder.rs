@@ -462,6 +462,10 @@ impl Drop for Runtime {
         while let Some(g) = s.inject.pop() {
             g.abandon(Box::new(crate::Cancelled));
         }
+        // Timers of migratable coroutines may still hold finished tasks: free them
+        // here, not in whatever thread drops the last reference to the runtime.
+        let timers = std::mem::take(&mut *s.portable_timers.lock());
+        drop(timers);
         // Normally every coroutine has ended by now. Under `panic = "abort"` the
         // started ones could not be unwound: they are leaked, stacks and values.
         let left = s.take_alive();

@@ -199,6 +199,8 @@ impl<'scope> Scope<'scope, '_> {
             packet: packet.clone(),
         };
         let body = move || {
+            // Names `body` whole, so the closure captures the struct, not its fields.
+            let body = body;
             let Body { f, packet } = body;
             let r = catch_unwind(AssertUnwindSafe(f));
             // SAFETY: only this coroutine writes `result`, before it finishes.

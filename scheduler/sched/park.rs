@@ -75,15 +75,16 @@ pub(crate) fn unpark(g: &G) {
         };
         match st.compare_exchange_weak(s, to, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) if to == QUEUED => {
-                // SAFETY: this coroutine was parked, so it is unfinished, and a runtime's
-                // shared state is freed only once all its coroutines finished (or is
-                // leaked: `Runtime::drop`); it cannot finish before we queue it below,
-                // and `schedule_woken` holds a reference for a waker from outside.
-                let rt = unsafe { &*g.header.rt };
                 if super::wait::deadlockable(g.header.wait.load(Ordering::Relaxed)) {
+                    // SAFETY: this coroutine was parked, so it is unfinished, and a
+                    // runtime's shared state is freed only once all its coroutines
+                    // finished (or is leaked: `Runtime::drop`); it cannot finish
+                    // before `schedule_woken` queues it.
+                    let rt = unsafe { &*g.header.rt };
                     rt.parked_untimed.fetch_sub(1, Ordering::SeqCst);
                 }
-                rt.schedule_woken(g.clone());
+                // SAFETY: we moved `g` from PARKED to QUEUED just now (see above).
+                unsafe { super::shared::Shared::schedule_woken(g.clone()) };
                 return;
             }
             Ok(_) => return,

@@ -65,7 +65,7 @@ pub(crate) struct Observer {
 }
 
 /// The state of one runtime that every worker and every waker can reach. Always in
-/// an `Arc` (made by the builder): `KeepAlive` relies on it.
+/// an `Arc` (made by the builder): `schedule_woken` relies on it.
 pub(crate) struct Shared {
     pub(crate) observer: Observer,
     pub(crate) remotes: Box<[Remote]>,
@@ -134,13 +134,24 @@ impl Shared {
     /// Queues a woken coroutine (its state is already QUEUED). A started coroutine
     /// goes back to its own worker: `runnext` if the waker is a coroutine on that
     /// worker, else that worker's inbox.
-    pub(super) fn schedule_woken(&self, g: G) {
+    ///
+    /// It takes the runtime as the raw pointer of `g`'s header, not `&self`: once
+    /// `g` is queued it may run to its end and the runtime be dropped while a waker
+    /// from outside still wakes the worker. Such a waker holds a reference of its own
+    /// meanwhile, and the last one may then be dropped here, which must not happen
+    /// under a reference that is a live argument of this function.
+    ///
+    /// # Safety
+    /// `g` was just moved from PARKED to QUEUED by the caller (so it is unfinished,
+    /// and its runtime, `g.header.rt`, is alive: see `park::unpark`).
+    pub(super) unsafe fn schedule_woken(g: G) {
+        let rt = g.header.rt;
         let home = g.header.home.load(Ordering::Relaxed);
         debug_assert_ne!(home, UNSTARTED);
         // On a worker of this runtime: its home worker (runnext), or another one
         // (whose own reference keeps this state alive while it works here).
         let here = context::with_worker(|w| {
-            w.owned_by(self)
+            std::ptr::eq(Arc::as_ptr(&w.shared), rt)
                 .then(|| g.header.migratable || w.index == home as usize)
         })
         .flatten();
@@ -148,24 +159,30 @@ impl Shared {
             context::with_worker(|w| w.push_woken(g));
             return;
         }
-        // Any other thread holds no reference to the runtime: once the coroutine is
-        // queued it may run to its end and the runtime be dropped while this thread
-        // still wakes its worker. Hold one until done.
-        // SAFETY: `rt` is `self`, made by `Arc::as_ptr` (`Builder::make`) from the
-        // `Arc` every `Shared` lives in, alive now: the coroutine being woken is
-        // unfinished, so the workers, which hold references, run.
-        let _alive = (here.is_none()).then(|| unsafe { KeepAlive::new(g.header.rt) });
+        // Any other thread holds no reference to the runtime: take one until done.
+        // SAFETY: `rt` was made by `Arc::as_ptr` (`Builder::make`) of the `Arc` every
+        // `Shared` lives in (the pointer `Arc::into_raw` gives too), and it is alive
+        // now (the caller's contract): its count is not zero.
+        let alive = here.is_none().then(|| unsafe {
+            Arc::increment_strong_count(rt);
+            Arc::from_raw(rt)
+        });
+        let shared: &Shared = match &alive {
+            Some(a) => a,
+            // SAFETY: alive as above, and kept so by this worker's own reference
+            // until the end of this function; a local borrow, not an argument.
+            None => unsafe { &*rt },
+        };
         if g.header.migratable {
             // Any M may run it: its own may be stuck.
-            match self.inject.push(g) {
-                Ok(()) => {
-                    self.notify_parked();
-                    return;
-                }
-                Err(g) => return self.push_inbox(home as usize, g),
+            match shared.inject.push(g) {
+                Ok(()) => shared.notify_parked(),
+                Err(g) => shared.push_inbox(home as usize, g),
             }
+        } else {
+            shared.push_inbox(home as usize, g);
         }
-        self.push_inbox(home as usize, g);
+        // `alive`, possibly the last reference, drops here, after every use.
     }
 
     fn push_inbox(&self, idx: usize, g: G) {
@@ -278,26 +295,5 @@ impl Shared {
             || self.remotes[..self.ms_started()]
                 .iter()
                 .any(|r| !r.steal.is_empty())
-    }
-}
-
-/// A reference to a runtime's `Shared` taken from a plain pointer to it.
-struct KeepAlive(*const Shared);
-
-impl KeepAlive {
-    /// # Safety
-    /// `shared` came from `Arc::as_ptr` of an `Arc<Shared>` whose count is not zero
-    /// now.
-    unsafe fn new(shared: *const Shared) -> KeepAlive {
-        // SAFETY: per the contract (`as_ptr` gives the pointer `into_raw` would).
-        unsafe { Arc::increment_strong_count(shared) };
-        KeepAlive(shared)
-    }
-}
-
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        // SAFETY: gives back the count taken in `new`; the allocation is an `Arc`'s.
-        drop(unsafe { Arc::from_raw(self.0) });
     }
 }
