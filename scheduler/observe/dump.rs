@@ -49,7 +49,7 @@ pub(crate) fn dump(shared: &Shared) -> String {
         .map(|r| r.counters.running.load(Ordering::Relaxed))
         .collect();
     let global = shared.inject.len();
-    let locals: Vec<usize> = ms.iter().map(|r| r.steal.len()).collect();
+    let locals: Vec<usize> = shared.allp.iter().map(|p| p.steal.len()).collect();
     let queued: usize = global + locals.iter().sum::<usize>();
 
     let now = wait::coarse_ms();

@@ -157,7 +157,8 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
     let (mut started_alive, mut unstarted) = (0, 0);
     for (r, alive) in ms.iter().zip(alive) {
         let mut w = r.counters.snapshot(shared.epoch);
-        w.local_queue = r.steal.len();
+        // Ps are numbered like the workers that hold them at start.
+        w.local_queue = shared.allp.get(workers.len()).map_or(0, |p| p.steal.len());
         w.inbox = r.inbox_len.load(Ordering::Relaxed);
         w.started_alive = alive;
         started_alive += alive;

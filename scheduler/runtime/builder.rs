@@ -11,7 +11,7 @@ use crate::sched::context;
 use crate::sched::deadlock::Deadlock;
 use crate::sched::idle::Idle;
 use crate::sched::inject::Inject;
-use crate::sched::queue;
+use crate::sched::p::P;
 use crate::sched::shared::{Observer, Remote, Shared};
 use crate::sched::task::QUEUED;
 use std::io;
@@ -168,18 +168,18 @@ impl RuntimeBuilder {
         crate::coroutine::overflow::install();
         install_panic_hook();
         let extra = self.extra_threads.unwrap_or(workers);
-        let mut locals = Vec::with_capacity(workers);
+        crate::sched::handoff::init_barriers();
+        let mut pollers = Vec::with_capacity(workers + extra);
         let mut remotes = Vec::with_capacity(workers + extra);
         for _ in 0..workers + extra {
-            let (l, s) = queue::local();
             let (poller, io) = crate::netpoll::new().map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("corun could not create a worker's netpoller (an epoll and an eventfd): {e}; if descriptors ran out, raise the limit (ulimit -n)"),
                 )
             })?;
-            locals.push((l, poller));
-            remotes.push(Remote::new(s, io));
+            pollers.push(poller);
+            remotes.push(Remote::new(io));
         }
         let shared = Arc::new(Shared {
             observer: Observer {
@@ -187,6 +187,7 @@ impl RuntimeBuilder {
                 sigquit_generation: crate::observe::sigquit::generation,
             },
             remotes: remotes.into_boxed_slice(),
+            allp: (0..workers).map(P::new).collect(),
             inject: Inject::new(),
             idle: Idle::new(workers),
             stacks,
@@ -196,7 +197,7 @@ impl RuntimeBuilder {
             ps: crate::sched::handoff::Ps::new(workers, workers + extra),
             handoffs: AtomicU64::new(0),
             ms_started: AtomicUsize::new(workers),
-            spares: Mutex::new(locals.split_off(workers).into_iter().map(Some).collect()),
+            spares: Mutex::new(pollers.split_off(workers).into_iter().map(Some).collect()),
             spare_threads: Mutex::new(Vec::new()),
             portable_timers: Mutex::new(Default::default()),
             portable_timer_count: AtomicUsize::new(0),
@@ -211,11 +212,11 @@ impl RuntimeBuilder {
             monitor: AtomicBool::new(false),
         });
         let mut threads = Vec::with_capacity(workers);
-        for (i, (local, poller)) in locals.into_iter().enumerate() {
+        for (i, poller) in pollers.into_iter().enumerate() {
             let sh = shared.clone();
             let t = thread::Builder::new()
                 .name(format!("{}-worker-{i}", self.name))
-                .spawn(move || crate::sched::worker::run(sh, i, local, poller));
+                .spawn(move || crate::sched::worker::run(sh, i, poller));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -458,9 +459,14 @@ impl Drop for Runtime {
             let _ = t.join();
         }
         // A spawn that saw the runtime running may have queued a coroutine after
-        // the workers emptied the injector: it never starts.
+        // the workers emptied the injector, and a P taken from a stuck M may still
+        // hold unstarted ones: they never start.
         while let Some(g) = s.inject.pop() {
             g.abandon(Box::new(crate::Cancelled));
+        }
+        for p in s.allp.iter() {
+            // SAFETY: every M has been joined above: no thread holds a P any more.
+            unsafe { p.drain(|g| g.abandon(Box::new(crate::Cancelled))) };
         }
         // Timers of migratable coroutines may still hold finished tasks: free them
         // here, not in whatever thread drops the last reference to the runtime.

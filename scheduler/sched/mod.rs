@@ -6,13 +6,13 @@
 //! |---|---|---|
 //! | G | [`task`] (`G`, `Header`) | one coroutine: its closure, result, park state, fiber |
 //! | M | [`worker`] (`Worker`) | an OS thread running coroutines; started Gs are bound to it |
-//! | P | [`handoff`] (`Ps`) | the right to run Gs; sysmon hands a stuck M's P to another |
+//! | P | [`p`] (`P`), [`handoff`] (`Ps`) | the ring, stack cache, tick, rng an M needs to run Gs; sysmon hands a stuck M's P to another |
 //! | runnext | `Worker::runnext` | the G just woken or spawned here: it runs next |
 //! | pinned | `Worker::pinned` | started Gs bound to this M, runnable; never stolen |
-//! | local ring | [`queue`] | unstarted or migratable Gs: stealable by other Ms |
+//! | ring | [`queue`], `P::steal` | a P's unstarted or migratable Gs: stealable by other Ms |
 //! | inbox | `Remote::inbox` ([`shared`]) | this M's started Gs woken by other threads |
 //! | injector | [`inject`] | Gs from outside the runtime, and ring overflow |
-//! | idle, spinning | [`idle`], [`parker`] | how Ms sleep, search for work and wake |
+//! | idle, spinning | [`idle`], [`sleeper`] | how Ms sleep, search for work and wake |
 //! | sysmon | [`sysmon`] | the monitor thread: hog warnings, P hand-off, deadlock checks |
 //! | park / unpark | [`park`] | how anything waits; the only door clients use |
 //! | netpoller | [`driver`] | the IO an idle M sleeps in; `netpoll` implements it |
@@ -33,6 +33,7 @@ pub(crate) mod handoff;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod local;
+pub(crate) mod p;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod registry;

@@ -4,7 +4,6 @@ use super::context;
 use super::counters::Counters;
 use super::idle::Idle;
 use super::inject::Inject;
-use super::queue::Steal;
 use super::registry::{Registry, Started};
 use super::sleeper::Sleeper;
 use super::task::{G, UNSTARTED};
@@ -16,8 +15,6 @@ use std::sync::Arc;
 
 /// What other threads may touch of one worker.
 pub(crate) struct Remote {
-    /// Steals the portable (unstarted or migratable) coroutines of its run queue.
-    pub(crate) steal: Steal<G>,
     /// Started coroutines of this worker woken by other threads.
     inbox: Mutex<Vec<G>>,
     pub(crate) inbox_len: AtomicUsize,
@@ -25,21 +22,20 @@ pub(crate) struct Remote {
     /// This worker's IO driver (the netpoller), as other threads reach it.
     pub(crate) io: Arc<dyn super::driver::DriverHandle>,
     pub(crate) counters: Counters,
-    /// Sysmon revoked this M's P: see `handoff.rs`.
-    pub(super) revoked: AtomicBool,
+    /// This M's claim on its P: see `handoff.rs`.
+    pub(super) claim: super::handoff::Claim,
     /// Started coroutines bound to this worker, alive (see `registry.rs`).
     pub(crate) registry: Registry,
 }
 
 impl Remote {
-    pub(crate) fn new(steal: Steal<G>, io: Arc<dyn super::driver::DriverHandle>) -> Remote {
+    pub(crate) fn new(io: Arc<dyn super::driver::DriverHandle>) -> Remote {
         Remote {
-            steal,
             inbox: Mutex::new(Vec::new()),
             inbox_len: AtomicUsize::new(0),
             sleeper: Sleeper::new(),
             io,
-            revoked: AtomicBool::new(false),
+            claim: super::handoff::Claim::new(),
             counters: Counters::default(),
             registry: Registry::default(),
         }
@@ -51,9 +47,6 @@ impl Remote {
         into.extend(q.drain(..));
     }
 }
-
-/// What an extra M needs to start: its run queue and its IO driver.
-pub(super) type SpareM = (super::queue::Local<G>, Box<dyn super::driver::Driver>);
 
 /// What the core asks of observability, which it does not import: set by the
 /// builder, called by sysmon and deadlock detection.
@@ -68,7 +61,10 @@ pub(crate) struct Observer {
 /// an `Arc` (made by the builder): `schedule_woken` relies on it.
 pub(crate) struct Shared {
     pub(crate) observer: Observer,
+    /// One per M (the workers, then room for the extra Ms).
     pub(crate) remotes: Box<[Remote]>,
+    /// The Ps, one per worker (Go's `allp`); `ps` says who holds which.
+    pub(crate) allp: Box<[super::p::P]>,
     pub(crate) inject: Inject<G>,
     pub(crate) idle: Idle,
     pub(crate) stacks: StackPool,
@@ -85,14 +81,14 @@ pub(crate) struct Shared {
     pub(crate) stack_high_water_max: AtomicUsize,
     /// Whether the monitor thread runs (it counts among the runtime's threads).
     pub(crate) monitor: AtomicBool,
-    /// The P tokens (as many as workers) and who holds them.
+    /// Which M holds which P.
     pub(crate) ps: super::handoff::Ps,
     /// Ps sysmon took from stuck Ms.
     pub(crate) handoffs: AtomicU64,
     /// Ms started so far: the workers, then extra Ms sysmon started.
     pub(crate) ms_started: AtomicUsize,
-    /// The queues and pollers of the extra Ms not started yet (index - workers).
-    pub(crate) spares: Mutex<Vec<Option<SpareM>>>,
+    /// The IO drivers of the extra Ms not started yet (index - workers).
+    pub(crate) spares: Mutex<Vec<Option<Box<dyn super::driver::Driver>>>>,
     /// The extra Ms' threads, joined when the runtime is dropped.
     pub(crate) spare_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Timers of `migratable` coroutines: any M, or sysmon, fires them.
@@ -101,7 +97,7 @@ pub(crate) struct Shared {
     pub(crate) sysmon_sleeper: Sleeper,
     /// The runtime's name, for its threads' names.
     pub(crate) name: String,
-    /// Ps: the number of workers (`remotes` also holds the extra Ms' slots).
+    /// The number of workers, and of Ps (`remotes` also holds the extra Ms' slots).
     pub(crate) workers: usize,
     /// Coroutines parked on a corun primitive with no timeout (see `deadlock.rs`).
     pub(crate) parked_untimed: AtomicUsize,
@@ -233,12 +229,12 @@ impl Shared {
         let Some(slot) = spares.iter().position(Option::is_some) else {
             return false;
         };
-        let (local, poller) = spares[slot].take().expect("checked above");
+        let poller = spares[slot].take().expect("checked above");
         let index = self.remotes.len() - spares.len() + slot;
         let sh = self.clone();
         let t = std::thread::Builder::new()
             .name(format!("{}-worker-{index}", self.name))
-            .spawn(move || super::worker::run(sh, index, local, poller));
+            .spawn(move || super::worker::run(sh, index, poller));
         match t {
             Ok(t) => {
                 self.idle.add_m();
@@ -247,7 +243,7 @@ impl Shared {
                 true
             }
             Err(e) => {
-                // The closure (and its queue and poller) is gone with the failed
+                // The closure (and its poller) is gone with the failed
                 // spawn; this slot stays unused.
                 eprintln!("corun: sysmon could not start an extra worker thread: {e}");
                 false
@@ -291,9 +287,6 @@ impl Shared {
 
     /// True if some queue other workers can take from holds work.
     pub(super) fn has_portable_work(&self) -> bool {
-        !self.inject.is_empty()
-            || self.remotes[..self.ms_started()]
-                .iter()
-                .any(|r| !r.steal.is_empty())
+        !self.inject.is_empty() || self.allp.iter().any(|p| !p.steal.is_empty())
     }
 }

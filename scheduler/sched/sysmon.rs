@@ -76,7 +76,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 continue;
             }
             stuck += 1;
-            if let Ok(to) = shared.ps.revoke(i, &r.revoked) {
+            if let Ok(to) = shared.ps.revoke(i, &r.claim) {
                 acted = true;
                 shared.handoffs.fetch_add(1, Ordering::Relaxed);
                 if let Some(w) = to {

@@ -1,4 +1,4 @@
-//! M: a worker thread running one P, and its scheduling loop.
+//! M: a worker thread, the P it holds, and its scheduling loop.
 //!
 //! Where a runnable coroutine waits, on the worker that will run it:
 //!
@@ -6,26 +6,26 @@
 //! |-----------|-----------------------------------------|--------------------------|
 //! | `runnext` | the one just woken or spawned here      | this worker, next        |
 //! | `pinned`  | started coroutines (bound to this M)    | this worker only         |
-//! | `local`   | portable: unstarted or migratable       | this worker, or stolen   |
+//! | P's ring  | portable: unstarted or migratable       | the P's M, or stolen     |
 //! | inbox     | started ones woken by other threads     | this worker only         |
 //! | injector  | portable work from outside; overflow    | any worker               |
 //!
 //! The order (`next_task`): `runnext` (inheriting the time slice, at most
 //! `RUNNEXT_STREAK` in a row), the injector every 61 ticks, the inbox, `pinned` and
-//! `local` alternately, due timers, a batch from the injector, then stealing half of a
-//! random victim's `local`. Finding nothing, the worker sleeps (see `idle.rs`) until
+//! the ring alternately, due timers, a batch from the injector, then stealing half of
+//! a random victim P's ring. Finding nothing, the worker sleeps (see `idle.rs`) until
 //! work arrives or its earliest timer is due.
 
 use super::context;
 use super::counters::Counters;
 use super::driver::Driver;
+use super::p::Held;
 use super::park;
-use super::queue::Local;
 use super::registry::Started;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use super::timers::Timers;
-use crate::coroutine::stack::{Stack, StackCache};
+use crate::coroutine::stack::{Stack, StackCache, StackPool};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -50,17 +50,13 @@ pub(crate) struct Worker {
     pub(crate) current: Cell<Option<std::ptr::NonNull<super::task::Task>>>,
     runnext: Cell<Option<G>>,
     pinned: RefCell<VecDeque<G>>,
-    local: RefCell<Local<G>>,
     timers: RefCell<Timers>,
-    stacks: RefCell<StackCache>,
+    /// The P this M holds (an index into `Shared::allp`), if any.
+    p: Cell<Option<usize>>,
     /// What the cooperative budget leaves the running coroutine (`budget.rs`).
     pub(super) budget: Cell<u32>,
-    tick: Cell<u32>,
     streak: Cell<u32>,
-    rng: Cell<u64>,
     searching: Cell<bool>,
-    /// Whether this M holds a P (see `handoff.rs`): it runs coroutines only then.
-    has_p: Cell<bool>,
     /// Consecutive spins that found nothing (see `spin_for_work`).
     spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
@@ -69,32 +65,25 @@ pub(crate) struct Worker {
 }
 
 /// The body of worker thread `index`.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Box<dyn Driver>) {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
     if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
         eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
     }
     let w = Worker {
         index,
-        shared,
         current: Cell::new(None),
         runnext: Cell::new(None),
         pinned: RefCell::new(VecDeque::with_capacity(256)),
-        local: RefCell::new(local),
         timers: RefCell::new(Timers::default()),
-        stacks: RefCell::new(StackCache::new()),
+        p: Cell::new(shared.ps.held(index)),
+        shared,
         budget: Cell::new(super::budget::BUDGET),
-        tick: Cell::new(1),
         streak: Cell::new(0),
-        rng: Cell::new(
-            0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-        ),
         searching: Cell::new(false),
-        has_p: Cell::new(false),
         spin_fails: Cell::new(0),
         shutting_down: Cell::new(false),
         poller: RefCell::new(poller),
     };
-    w.has_p.set(w.shared.ps.holds(index));
     {
         // Cleared however this block is left, before `w` is dropped.
         let _current = context::WorkerGuard::set(&w);
@@ -109,7 +98,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<G>, poller: Bo
             std::process::abort();
         }
     }
-    w.stacks.borrow_mut().drain_into(&w.shared.stacks);
+    w.release_p();
 }
 
 impl Worker {
@@ -125,6 +114,17 @@ impl Worker {
         &self.shared.remotes[self.index]
     }
 
+    /// The holder's part of this M's P, if it holds one.
+    #[inline]
+    fn held(&self) -> Option<&Held> {
+        let p = self.p.get()?;
+        // SAFETY: this M holds P `p`: it was given it under the Ps lock, and it
+        // checks for a revocation whenever it leaves user code (`run_task`,
+        // `push_portable`) before it comes here, clearing `p` if it lost it.
+        // Between those points it runs scheduler code, which sysmon never revokes.
+        Some(unsafe { self.shared.allp[p].held() })
+    }
+
     #[inline]
     pub(crate) fn counters(&self) -> &Counters {
         &self.remote().counters
@@ -135,7 +135,7 @@ impl Worker {
             if cfg!(panic = "abort") && self.shutting_down.get() {
                 break;
             }
-            if !self.has_p.get() {
+            if self.p.get().is_none() {
                 self.wait_for_p();
             }
             if let Some(g) = self.next_task() {
@@ -148,10 +148,6 @@ impl Worker {
                     }
                 }
                 self.run_task(g);
-                if self.shared.ps.lost(self.index, &self.remote().revoked) {
-                    // Sysmon handed our P to another M while that coroutine ran.
-                    self.has_p.set(false);
-                }
                 continue;
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
@@ -187,54 +183,63 @@ impl Worker {
             self.push_back(g);
         }
         self.streak.set(0);
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
+        let Some(p) = self.held() else {
+            // Only a draining shutdown runs without a P: this M's own coroutines.
+            return self.pop_pinned();
+        };
+        let tick = p.tick.get().wrapping_add(1);
+        p.tick.set(tick);
         if tick % GLOBAL_EVERY == 0 {
             self.maintenance();
             if let Some(g) = self.shared.inject.pop() {
                 return Some(g);
             }
         }
-        if let Some(g) = self.pop_own(tick) {
+        if let Some(g) = self.pop_own(p, tick) {
             return Some(g);
         }
         if self.fire_timers() > 0 {
-            if let Some(g) = self.pop_own(tick) {
+            if let Some(g) = self.pop_own(p, tick) {
                 return Some(g);
             }
         }
-        if let Some(g) = self.take_injected() {
+        if let Some(g) = self.take_injected(p) {
             return Some(g);
         }
-        self.steal()
+        self.steal(p)
     }
 
-    /// Pops from this worker's own queues, `pinned` and `local` taking turns.
-    fn pop_own(&self, tick: u32) -> Option<G> {
+    /// Pops from this M's own queues, `pinned` and the P's ring taking turns.
+    fn pop_own(&self, p: &Held, tick: u32) -> Option<G> {
+        if tick & 1 == 0 {
+            if let Some(g) = self.pop_pinned() {
+                return Some(g);
+            }
+            p.local.borrow_mut().pop()
+        } else {
+            if let Some(g) = p.local.borrow_mut().pop() {
+                return Some(g);
+            }
+            self.pop_pinned()
+        }
+    }
+
+    /// Pops from `pinned`, after taking in the inbox.
+    fn pop_pinned(&self) -> Option<G> {
         let remote = self.remote();
         if remote.inbox_len.load(Ordering::Acquire) != 0 {
             remote.take_inbox(&mut self.pinned.borrow_mut());
         }
-        if tick & 1 == 0 {
-            if let Some(g) = self.pinned.borrow_mut().pop_front() {
-                return Some(g);
-            }
-            self.local.borrow_mut().pop()
-        } else {
-            if let Some(g) = self.local.borrow_mut().pop() {
-                return Some(g);
-            }
-            self.pinned.borrow_mut().pop_front()
-        }
+        self.pinned.borrow_mut().pop_front()
     }
 
     /// Takes a batch of up to half a queue from the injector; returns one.
-    fn take_injected(&self) -> Option<G> {
+    fn take_injected(&self, p: &Held) -> Option<G> {
         let inject = &self.shared.inject;
         if inject.is_empty() {
             return None;
         }
-        let mut local = self.local.borrow_mut();
+        let mut local = p.local.borrow_mut();
         let room = local.remaining_slots() / 2 + 1;
         let n = (inject.len() / self.shared.workers).clamp(1, room);
         let mut batch = inject.pop_n(n);
@@ -243,8 +248,8 @@ impl Worker {
         first
     }
 
-    fn steal(&self) -> Option<G> {
-        let n = self.shared.ms_started();
+    fn steal(&self, p: &Held) -> Option<G> {
+        let n = self.shared.allp.len();
         if n == 1 {
             return None;
         }
@@ -254,32 +259,22 @@ impl Worker {
             }
             self.searching.set(true);
         }
-        let start = (self.next_rand() % n as u64) as usize;
+        let start = (p.next_rand() % n as u64) as usize;
         for i in 0..n {
             let v = (start + i) % n;
-            if v == self.index {
+            if Some(v) == self.p.get() {
                 continue;
             }
-            let mut local = self.local.borrow_mut();
+            let mut local = p.local.borrow_mut();
             let before = local.len();
-            if let Some(g) = self.shared.remotes[v].steal.steal_into(&mut local) {
+            if let Some(g) = self.shared.allp[v].steal.steal_into(&mut local) {
                 let got = (local.len() - before) as u64 + 1;
                 Counters::bump(&self.counters().stolen, got);
                 Counters::bump(&self.counters().steals, 1);
                 return Some(g);
             }
         }
-        self.take_injected()
-    }
-
-    fn next_rand(&self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.take_injected(p)
     }
 
     fn maintenance(&self) {
@@ -342,15 +337,38 @@ impl Worker {
     }
 
     /// The back of the queue that fits: `pinned` for started coroutines bound here,
-    /// `local` (stealable; wakes a sleeper) for portable ones.
+    /// the P's ring (stealable; wakes a sleeper) for portable ones.
     fn push_back(&self, g: G) {
         if g.header.is_started() && !g.header.migratable {
             self.pinned.borrow_mut().push_back(g);
         } else {
-            self.local
-                .borrow_mut()
-                .push_back_or_overflow(g, &self.shared.inject);
-            self.shared.notify_parked();
+            self.push_portable(g);
+        }
+    }
+
+    /// Pushes a portable coroutine to the P's ring; from a coroutine, claims the P
+    /// first (see `handoff.rs`). Without a P, to the injector.
+    fn push_portable(&self, g: G) {
+        let user = self.current.get().is_some();
+        if user {
+            self.leave_user();
+        }
+        match self.held() {
+            Some(p) => p.push(g, &self.shared.inject),
+            // Never refused: accepted work that `Runtime::drop` abandons at worst.
+            None => self.shared.inject.push_batch(std::iter::once(g)),
+        }
+        if user {
+            self.remote().claim.enter_user();
+        }
+        self.shared.notify_parked();
+    }
+
+    /// Leaves user code: if sysmon took the P meanwhile, forgets it.
+    #[inline]
+    fn leave_user(&self) {
+        if !self.remote().claim.leave_user(&self.shared.ps, self.index) {
+            self.p.set(None);
         }
     }
 
@@ -382,7 +400,9 @@ impl Worker {
         let fiber = unsafe { h.fiber() }
             .as_mut()
             .expect("started coroutine has a fiber");
+        self.remote().claim.enter_user();
         let r = fiber.resume();
+        self.leave_user();
         self.current.set(None);
         match r {
             Some(Request::Yield) => self.push_back(g),
@@ -432,7 +452,7 @@ impl Worker {
             return false;
         }
         let stack = if h.stack_size() == 0 {
-            self.shared.stacks.get(&mut self.stacks.borrow_mut())
+            self.with_stacks(|pool, cache| pool.get(cache))
         } else {
             Stack::new(h.stack_size())
         };
@@ -481,6 +501,21 @@ impl Worker {
             });
         }
         true
+    }
+
+    /// Runs `f` on the stack pool and the P's cache of it; without a P (a coroutine
+    /// ending after its P was taken), on a cache of its own emptied into the pool.
+    fn with_stacks<R>(&self, f: impl FnOnce(&StackPool, &mut StackCache) -> R) -> R {
+        let pool = &self.shared.stacks;
+        match self.held() {
+            Some(p) => f(pool, &mut p.stacks.borrow_mut()),
+            None => {
+                let mut cache = StackCache::new();
+                let r = f(pool, &mut cache);
+                cache.drain_into(pool);
+                r
+            }
+        }
     }
 
     /// Ends a coroutine that will never run: drops its closure, records `payload`
@@ -539,7 +574,7 @@ impl Worker {
             .expect("finished coroutine has a fiber");
         let stack = fiber.into_stack();
         if h.stack_size() == 0 {
-            self.shared.stacks.put(&mut self.stacks.borrow_mut(), stack);
+            self.with_stacks(|pool, cache| pool.put(cache, stack));
         }
     }
 
@@ -551,19 +586,32 @@ impl Worker {
         let ps = &self.shared.ps;
         // Not running anything while it waits: sysmon must not take it for stuck.
         self.counters().running.store(0, Ordering::Relaxed);
-        while !ps.acquire(self.index) {
+        // A coroutine the stuck one spawned need not wait for this M.
+        match self.runnext.take() {
+            Some(g) if !g.header.is_started() || g.header.migratable => {
+                self.shared.inject.push_batch(std::iter::once(g));
+                self.shared.notify_parked();
+            }
+            g => self.runnext.set(g),
+        }
+        loop {
+            if let Some(p) = ps.acquire(self.index) {
+                self.p.set(Some(p));
+                return;
+            }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 ps.cancel_wait(self.index);
-                break;
+                // Lost the race with a `release` that gave us one after all?
+                self.p.set(ps.held(self.index));
+                return;
             }
             self.remote().sleeper.park(None);
         }
-        self.has_p.set(true);
     }
 
     /// Gives the P back before sleeping; a waiting M gets it and is woken.
     fn release_p(&self) {
-        if self.has_p.replace(false) {
+        if self.p.take().is_some() {
             if let Some(w) = self.shared.ps.release(self.index) {
                 self.shared.unpark_worker(w);
             }
@@ -629,7 +677,7 @@ impl Worker {
         let has = rn.is_some();
         self.runnext.set(rn);
         has || !self.pinned.borrow().is_empty()
-            || !self.local.borrow().is_empty()
+            || self.held().is_some_and(|p| !p.local.borrow().is_empty())
             || self.remote().inbox_len.load(Ordering::Acquire) != 0
     }
 
@@ -688,8 +736,10 @@ impl Worker {
         if let Some(g) = self.runnext.take() {
             unstarted.push(g);
         }
-        while let Some(g) = self.local.borrow_mut().pop() {
-            unstarted.push(g);
+        if let Some(p) = self.held() {
+            while let Some(g) = p.local.borrow_mut().pop() {
+                unstarted.push(g);
+            }
         }
         while let Some(g) = self.shared.inject.pop() {
             unstarted.push(g);
