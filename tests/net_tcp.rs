@@ -741,3 +741,72 @@ fn child_connect_out_of_fds() {
     drop(s);
     child_done();
 }
+
+// ---- the listen backlog ----
+
+/// How many of `n` plain connects to `addr` complete within 300 ms each while
+/// nobody accepts (a full backlog drops the SYN, and the client retries in 1 s).
+fn connects_without_accept(addr: SocketAddr, n: usize) -> usize {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    held.len()
+}
+
+#[test]
+fn bind_takes_the_system_backlog_and_bind_with_backlog_a_given_one() {
+    let max: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if max < 600 {
+        eprintln!("skipped: net.core.somaxconn is {max}, too small to tell from std's 128");
+        return;
+    }
+    // std's bind listens with 128: a burst of 500 would stall at ~129.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(connects_without_accept(l.local_addr().unwrap(), 500), 500);
+    let l = TcpListener::bind_with_backlog("127.0.0.1:0", 8).unwrap();
+    let got = connects_without_accept(l.local_addr().unwrap(), 50);
+    assert!(
+        (8..=10).contains(&got),
+        "{got} connects completed with a backlog of 8"
+    );
+}
+
+#[test]
+fn a_runtime_raises_the_soft_descriptor_limit_to_the_hard_one() {
+    let out = run_child("child_raises_fd_limit");
+    assert_child_done(&out);
+}
+
+#[test]
+#[ignore = "run as a child by a_runtime_raises_the_soft_descriptor_limit_to_the_hard_one"]
+fn child_raises_fd_limit() {
+    if !is_child("child_raises_fd_limit") {
+        return;
+    }
+    let get = || {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the one struct passed.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) }, 0);
+        cur
+    };
+    let hard = get().rlim_max;
+    let low = libc::rlimit {
+        rlim_cur: hard.min(256),
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the one struct passed.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    let _rt = corun::Runtime::builder().workers(1).build().unwrap();
+    assert_eq!(get().rlim_cur, hard);
+    child_done();
+}

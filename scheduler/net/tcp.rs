@@ -23,12 +23,48 @@ pub struct TcpListener {
 impl TcpListener {
     socket_methods! {
         listener TcpListener(std::net::TcpListener) -> TcpStream, SocketAddr;
-        /// Binds to the first address of `addr` that works.
-        bind TcpListener(std::net::TcpListener);
         /// An endless iterator of accepted connections (`accept` in a loop).
         incoming;
         option "IP_TTL": set_ttl(ttl: u32), ttl;
     }
+
+    /// Binds to the first address of `addr` that works, with the largest listen
+    /// backlog the system allows (`/proc/sys/net/core/somaxconn`, as Go does; std
+    /// uses 128, which turns a burst of connections into seconds of retries).
+    pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, max_backlog())
+    }
+
+    /// Like [`bind`](Self::bind), with room for `backlog` connections that are
+    /// established but not yet accepted; the kernel caps it at `somaxconn`.
+    ///
+    /// ```
+    /// let l = corun::net::TcpListener::bind_with_backlog("127.0.0.1:0", 16).unwrap();
+    /// assert!(l.local_addr().unwrap().port() != 0);
+    /// ```
+    pub fn bind_with_backlog<A: ToSocketAddrs + Sync>(
+        addr: A,
+        backlog: u32,
+    ) -> io::Result<TcpListener> {
+        let l = addr::each_addr(&addr, |a| {
+            let l = std::net::TcpListener::bind(a)?;
+            // Listening again only changes the backlog (std listened with 128).
+            socket2::SockRef::from(&l).listen(backlog.min(i32::MAX as u32) as i32)?;
+            Ok(l)
+        })?;
+        TcpListener::from_std(l)
+    }
+}
+
+/// The system's largest listen backlog, read once; 4096 if it cannot be read.
+fn max_backlog() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096)
+    })
 }
 
 incoming!(TcpListener -> TcpStream);

@@ -175,3 +175,25 @@ impl Driver for Poller {
         n
     }
 }
+
+/// Raises the soft limit on open descriptors to the hard one, once per process, as
+/// Go does at start-up: a server holding thousands of connections should not fail
+/// at the soft default (often 1024). Child processes inherit the raised limit.
+pub(crate) fn raise_fd_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, writable rlimit for the call to fill in.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            // SAFETY: `lim` is a valid rlimit; failure leaves the limit as it was.
+            let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+        }
+    });
+}

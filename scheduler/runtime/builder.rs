@@ -165,6 +165,7 @@ impl RuntimeBuilder {
             ));
         }
         let stacks = StackPool::new(self.stack_size)?;
+        crate::netpoll::raise_fd_limit();
         crate::coroutine::overflow::install();
         install_panic_hook();
         let extra = self.extra_threads.unwrap_or(workers);
