@@ -810,3 +810,66 @@ fn child_raises_fd_limit() {
     assert_eq!(get().rlim_cur, hard);
     child_done();
 }
+
+// ---- placement of connection coroutines ----
+
+#[test]
+fn an_acceptor_on_one_worker_spreads_its_connections_evenly() {
+    const N: usize = 200;
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let (r, s) = (release.clone(), served.clone());
+    let acceptor = rt.spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..N {
+            let (mut c, _) = l.accept().unwrap();
+            let (r, s) = (r.clone(), s.clone());
+            conns.push(corun::spawn(move || {
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).unwrap();
+                c.write_all(&b).unwrap();
+                s.fetch_add(1, Ordering::SeqCst);
+                // Alive until every connection has started: the split is then fixed.
+                while !r.load(Ordering::SeqCst) {
+                    corun::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        conns
+    });
+    let clients: Vec<_> = (0..N)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"x").unwrap();
+            c
+        })
+        .collect();
+    for mut c in clients {
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+    }
+    support::wait_for("every connection served", Duration::from_secs(30), || {
+        served.load(Ordering::SeqCst) == N
+    });
+    let alive: Vec<usize> = rt
+        .metrics()
+        .workers
+        .iter()
+        .map(|w| w.started_alive)
+        .collect();
+    release.store(true, Ordering::SeqCst);
+    for h in acceptor.join().unwrap() {
+        h.join().unwrap();
+    }
+    // The acceptor itself is alive on one of them; within 10% of an even split.
+    let even = N as f64 / 2.0;
+    for &a in &alive {
+        assert!(
+            (a as f64 - even).abs() <= even * 0.1 + 1.0,
+            "connections per worker {alive:?}: not within 10% of {even}"
+        );
+    }
+}

@@ -218,6 +218,7 @@ impl<S: StdSocket> Socket<S> {
                     if was_starved {
                         self.starved.store(false, Ordering::Relaxed);
                     }
+                    crate::sched::placement::note_accept();
                     return Ok(v);
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {

@@ -459,15 +459,9 @@ impl Drop for Runtime {
         for t in spares {
             let _ = t.join();
         }
-        // A spawn that saw the runtime running may have queued a coroutine after
-        // the workers emptied the injector, and a P taken from a stuck M may still
-        // hold unstarted ones: they never start.
-        while let Some(g) = s.inject.pop() {
+        // SAFETY: every M has been joined above: no thread holds a P any more.
+        for g in unsafe { s.take_queued_unstarted() } {
             g.abandon(Box::new(crate::Cancelled));
-        }
-        for p in s.allp.iter() {
-            // SAFETY: every M has been joined above: no thread holds a P any more.
-            unsafe { p.drain(|g| g.abandon(Box::new(crate::Cancelled))) };
         }
         // Timers of migratable coroutines may still hold finished tasks: free them
         // here, not in whatever thread drops the last reference to the runtime.

@@ -35,6 +35,7 @@ pub(crate) mod inject;
 pub(crate) mod local;
 pub(crate) mod p;
 pub(crate) mod park;
+pub(crate) mod placement;
 pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod shared;

@@ -66,16 +66,15 @@ impl P {
         unsafe { &*self.held.get() }
     }
 
-    /// Abandons every coroutine left in the ring (`Runtime::drop`).
+    /// Takes every coroutine left in the ring (`Runtime::drop`).
     ///
     /// # Safety
     /// As for [`held`](Self::held).
-    pub(crate) unsafe fn drain(&self, mut each: impl FnMut(G)) {
+    pub(crate) unsafe fn drain(&self) -> Vec<G> {
         // SAFETY: the caller's contract.
         let held = unsafe { self.held() };
-        while let Some(g) = held.local.borrow_mut().pop() {
-            each(g);
-        }
+        let mut local = held.local.borrow_mut();
+        std::iter::from_fn(|| local.pop()).collect()
     }
 }
 

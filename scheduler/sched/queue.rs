@@ -248,6 +248,7 @@ impl<T: Send> Local<T> {
         self.tail.wrapping_sub(real) as usize
     }
 
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -41,6 +41,12 @@ impl Remote {
         }
     }
 
+    /// How loaded this M is, for placing a connection: its started coroutines
+    /// alive, and those waiting in its inbox (woken, or placed and not started).
+    pub(super) fn load(&self) -> usize {
+        self.registry.len() + self.inbox_len.load(Ordering::Relaxed)
+    }
+
     pub(super) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
         let mut q = self.inbox.lock();
         self.inbox_len.store(0, Ordering::Relaxed);
@@ -179,6 +185,35 @@ impl Shared {
             shared.push_inbox(home as usize, g);
         }
         // `alive`, possibly the last reference, drops here, after every use.
+    }
+
+    /// Starts `g`, a new coroutine, on worker `idx` (see `placement.rs`).
+    pub(super) fn place(&self, idx: usize, g: G) {
+        self.push_inbox(idx, g);
+    }
+
+    /// Takes the unstarted coroutines left in any queue: a spawn that saw the
+    /// runtime running may have queued one after the workers emptied the injector
+    /// or placed one on a worker that had stopped, and a P taken from a stuck M may
+    /// still hold some. Started (migratable) ones are left to `take_alive`.
+    ///
+    /// # Safety
+    /// Every M has been joined (`Runtime::drop`): no thread holds a P.
+    pub(crate) unsafe fn take_queued_unstarted(&self) -> Vec<G> {
+        let mut out: Vec<G> = std::iter::from_fn(|| self.inject.pop()).collect();
+        for p in self.allp.iter() {
+            // SAFETY: the caller's contract.
+            out.extend(unsafe { p.drain() });
+        }
+        out.retain(|g| !g.header.is_started());
+        for r in self.remotes.iter() {
+            let mut q = r.inbox.lock();
+            let (unstarted, started) = q.drain(..).partition(|g| !g.header.is_started());
+            *q = started;
+            r.inbox_len.store(q.len(), Ordering::Relaxed);
+            out.extend::<Vec<G>>(unstarted);
+        }
+        out
     }
 
     fn push_inbox(&self, idx: usize, g: G) {

@@ -50,6 +50,8 @@ pub(crate) struct Worker {
     pub(crate) current: Cell<Option<std::ptr::NonNull<super::task::Task>>>,
     runnext: Cell<Option<G>>,
     pinned: RefCell<VecDeque<G>>,
+    /// Scratch space for taking in the inbox (kept for its capacity).
+    inbox_buf: RefCell<VecDeque<G>>,
     timers: RefCell<Timers>,
     /// The P this M holds (an index into `Shared::allp`), if any.
     p: Cell<Option<usize>>,
@@ -57,6 +59,9 @@ pub(crate) struct Worker {
     pub(super) budget: Cell<u32>,
     streak: Cell<u32>,
     searching: Cell<bool>,
+    /// The coroutine that last accepted a connection here (its id; 0: none): what
+    /// it spawns is placed on the least loaded worker (`placement.rs`).
+    spreader: Cell<u64>,
     /// Consecutive spins that found nothing (see `spin_for_work`).
     spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
@@ -74,12 +79,14 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         current: Cell::new(None),
         runnext: Cell::new(None),
         pinned: RefCell::new(VecDeque::with_capacity(256)),
+        inbox_buf: RefCell::new(VecDeque::new()),
         timers: RefCell::new(Timers::default()),
         p: Cell::new(shared.ps.held(index)),
         shared,
         budget: Cell::new(super::budget::BUDGET),
         streak: Cell::new(0),
         searching: Cell::new(false),
+        spreader: Cell::new(0),
         spin_fails: Cell::new(0),
         shutting_down: Cell::new(false),
         poller: RefCell::new(poller),
@@ -118,10 +125,17 @@ impl Worker {
     #[inline]
     fn held(&self) -> Option<&Held> {
         let p = self.p.get()?;
+        // Code a coroutine runs (e.g. `may_spin`) must claim the P first: a
+        // mistake here is a race on another M's P, so it is checked even in
+        // release builds (one load of a word only this M writes).
+        assert!(
+            !self.remote().claim.is_in_user(),
+            "corun: a worker touched its P from user code without claiming it"
+        );
         // SAFETY: this M holds P `p`: it was given it under the Ps lock, and it
         // checks for a revocation whenever it leaves user code (`run_task`,
-        // `push_portable`) before it comes here, clearing `p` if it lost it.
-        // Between those points it runs scheduler code, which sysmon never revokes.
+        // `push_portable`) before it comes here, clearing `p` if it lost it; it
+        // is not in user code (checked above), where sysmon could take it.
         Some(unsafe { self.shared.allp[p].held() })
     }
 
@@ -228,7 +242,16 @@ impl Worker {
     fn pop_pinned(&self) -> Option<G> {
         let remote = self.remote();
         if remote.inbox_len.load(Ordering::Acquire) != 0 {
-            remote.take_inbox(&mut self.pinned.borrow_mut());
+            let mut woken = std::mem::take(&mut *self.inbox_buf.borrow_mut());
+            remote.take_inbox(&mut woken);
+            for g in woken.drain(..) {
+                // A coroutine placed here (`placement.rs`) starts now, so that its
+                // worker's load counts it at once.
+                if g.header.is_started() || self.start(&g) {
+                    self.pinned.borrow_mut().push_back(g);
+                }
+            }
+            *self.inbox_buf.borrow_mut() = woken;
         }
         self.pinned.borrow_mut().pop_front()
     }
@@ -319,9 +342,35 @@ impl Worker {
     /// `runnext`), and the one it displaces becomes stealable.
     pub(super) fn push_spawned(&self, g: G) {
         Counters::bump(&self.counters().spawned, 1);
+        let spreader = self.spreader.get();
+        if spreader != 0 && self.current_id() == Some(spreader) {
+            match super::placement::least_loaded(&self.shared, self.index) {
+                Some(to) => return self.shared.place(to, g),
+                // Started here and now, so that the load counts it at once.
+                None => {
+                    self.leave_user();
+                    let started = self.start(&g);
+                    self.remote().claim.enter_user();
+                    if !started {
+                        return;
+                    }
+                }
+            }
+        }
         if let Some(old) = self.runnext.replace(Some(g)) {
             self.push_back(old);
         }
+    }
+
+    /// The coroutine running here has accepted a connection (`placement.rs`).
+    pub(super) fn note_accept(&self, id: u64) {
+        self.spreader.set(id);
+    }
+
+    fn current_id(&self) -> Option<u64> {
+        // SAFETY: `current` is the coroutine running on this thread, alive while it
+        // runs (its worker's registry holds it).
+        self.current.get().map(|t| unsafe { t.as_ref() }.header.id)
     }
 
     /// A coroutine woken on this thread. From a coroutine: `runnext`; from the
@@ -676,8 +725,13 @@ impl Worker {
         let rn = self.runnext.take();
         let has = rn.is_some();
         self.runnext.set(rn);
+        // The ring through its stealing end: this runs in user code too
+        // (`park::may_spin`), where the P may be gone already.
         has || !self.pinned.borrow().is_empty()
-            || self.held().is_some_and(|p| !p.local.borrow().is_empty())
+            || self
+                .p
+                .get()
+                .is_some_and(|p| !self.shared.allp[p].steal.is_empty())
             || self.remote().inbox_len.load(Ordering::Acquire) != 0
     }
 
