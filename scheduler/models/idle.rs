@@ -43,7 +43,7 @@ fn worker(w: &World, me: usize, want: usize) -> usize {
             got += 1;
             if searching {
                 searching = false;
-                if w.idle.stop_searching() {
+                if w.idle.found_work(|| !w.inject.is_empty()) {
                     if let Some(i) = w.idle.worker_to_notify() {
                         w.parkers[i].unpark(|| unreachable!("nobody polls in this model"));
                     }

@@ -61,6 +61,21 @@ impl Idle {
         prev & SEARCH_MASK == 1
     }
 
+    /// A searcher found work: stops searching, and returns true if it was the last
+    /// searcher and `portable_work` says work others could take is waiting (then
+    /// the caller wakes a sleeper). Work a pusher published while this searcher
+    /// searched woke nobody (`should_notify` saw a searcher); the fence orders the
+    /// decrement before the look, so either the pusher sees no searcher and wakes
+    /// someone itself, or this look sees its work. Work only the finder can run
+    /// (its own IO or inbox) wakes nobody: a sleeper could not take it.
+    pub(super) fn found_work(&self, portable_work: impl FnOnce() -> bool) -> bool {
+        if !self.stop_searching() {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        portable_work()
+    }
+
     /// Registers worker `me` as asleep (it must not be searching).
     fn go_to_sleep(&self, me: usize) {
         let mut sl = self.sleepers.lock();

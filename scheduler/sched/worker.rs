@@ -155,9 +155,8 @@ impl Worker {
             if let Some(g) = self.next_task() {
                 if self.searching.get() {
                     self.searching.set(false);
-                    if self.shared.idle.stop_searching() {
-                        // The last searcher found work: more may be coming, let
-                        // another worker look.
+                    if self.shared.idle.found_work(|| self.shared.has_portable_work()) {
+                        // More work others can take: let another worker look.
                         self.shared.notify_parked();
                     }
                 }
@@ -176,7 +175,8 @@ impl Worker {
                     continue;
                 }
             }
-            if self.poll_net() {
+            // With a P, `next_task` has just polled.
+            if self.p.get().is_none() && self.poll_net() {
                 continue;
             }
             if self.spin_for_work() {
@@ -219,6 +219,14 @@ impl Worker {
         }
         if let Some(g) = self.take_injected(p) {
             return Some(g);
+        }
+        // The netpoller before the other Ms' rings (Go's order): IO readiness is
+        // work only this M can run, and a searcher that finds it would wake a
+        // sleeping M for nothing.
+        if self.poll_net() {
+            if let Some(g) = self.pop_own(p, tick) {
+                return Some(g);
+            }
         }
         self.steal(p)
     }
