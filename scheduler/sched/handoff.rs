@@ -82,12 +82,6 @@ impl Claim {
         self.in_user.store(true, Ordering::Release);
     }
 
-    /// Whether the M is in user code with its P unclaimed (read by the M itself).
-    #[inline]
-    pub(super) fn is_in_user(&self) -> bool {
-        self.in_user.load(Ordering::Relaxed)
-    }
-
     /// The M leaves user code (after a switch back, or to touch its P from a
     /// coroutine). True if it still holds its P; false if sysmon took it, in which
     /// case it must not touch it again.

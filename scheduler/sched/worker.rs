@@ -55,6 +55,10 @@ pub(crate) struct Worker {
     timers: RefCell<Timers>,
     /// The P this M holds (an index into `Shared::allp`), if any.
     p: Cell<Option<usize>>,
+    /// Its holder's part, or null (kept with `p` by `set_p`, one load on hot paths).
+    held_p: Cell<*const Held>,
+    /// Running user code with the P unclaimed (this M's copy of its claim word).
+    in_user: Cell<bool>,
     /// What the cooperative budget leaves the running coroutine (`budget.rs`).
     pub(super) budget: Cell<u32>,
     streak: Cell<u32>,
@@ -81,7 +85,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         pinned: RefCell::new(VecDeque::with_capacity(256)),
         inbox_buf: RefCell::new(VecDeque::new()),
         timers: RefCell::new(Timers::default()),
-        p: Cell::new(shared.ps.held(index)),
+        p: Cell::new(None),
+        held_p: Cell::new(std::ptr::null()),
+        in_user: Cell::new(false),
         shared,
         budget: Cell::new(super::budget::BUDGET),
         streak: Cell::new(0),
@@ -91,6 +97,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         shutting_down: Cell::new(false),
         poller: RefCell::new(poller),
     };
+    w.set_p(w.shared.ps.held(index));
     {
         // Cleared however this block is left, before `w` is dropped.
         let _current = context::WorkerGuard::set(&w);
@@ -124,19 +131,35 @@ impl Worker {
     /// The holder's part of this M's P, if it holds one.
     #[inline]
     fn held(&self) -> Option<&Held> {
-        let p = self.p.get()?;
+        let h = self.held_p.get();
+        if h.is_null() {
+            return None;
+        }
         // Code a coroutine runs (e.g. `may_spin`) must claim the P first: a
         // mistake here is a race on another M's P, so it is checked even in
-        // release builds (one load of a word only this M writes).
+        // release builds (one load of a cell of this M).
         assert!(
-            !self.remote().claim.is_in_user(),
+            !self.in_user.get(),
             "corun: a worker touched its P from user code without claiming it"
         );
-        // SAFETY: this M holds P `p`: it was given it under the Ps lock, and it
-        // checks for a revocation whenever it leaves user code (`run_task`,
-        // `push_portable`) before it comes here, clearing `p` if it lost it; it
-        // is not in user code (checked above), where sysmon could take it.
-        Some(unsafe { self.shared.allp[p].held() })
+        // SAFETY: `held_p` is set by `set_p` while this M holds the P, and cleared
+        // when it gives it up or learns it lost it, which it checks whenever it
+        // leaves user code (`leave_user`) before it comes here; it is not in user
+        // code (checked above), where sysmon could take it. The `P` lives in
+        // `Shared::allp`, kept alive by `self.shared`.
+        Some(unsafe { &*h })
+    }
+
+    /// Records the P this M now holds (or none).
+    fn set_p(&self, p: Option<usize>) {
+        self.p.set(p);
+        let h = match p {
+            // SAFETY: this M was just given P `p` under the Ps lock (or holds it
+            // from the start); only a pointer is kept, used by `held`.
+            Some(p) => std::ptr::from_ref(unsafe { self.shared.allp[p].held() }),
+            None => std::ptr::null(),
+        };
+        self.held_p.set(h);
     }
 
     #[inline]
@@ -155,7 +178,11 @@ impl Worker {
             if let Some(g) = self.next_task() {
                 if self.searching.get() {
                     self.searching.set(false);
-                    if self.shared.idle.found_work(|| self.shared.has_portable_work()) {
+                    if self
+                        .shared
+                        .idle
+                        .found_work(|| self.shared.has_portable_work())
+                    {
                         // More work others can take: let another worker look.
                         self.shared.notify_parked();
                     }
@@ -358,7 +385,7 @@ impl Worker {
                 None => {
                     self.leave_user();
                     let started = self.start(&g);
-                    self.remote().claim.enter_user();
+                    self.enter_user();
                     if !started {
                         return;
                     }
@@ -416,7 +443,7 @@ impl Worker {
             None => self.shared.inject.push_batch(std::iter::once(g)),
         }
         if user {
-            self.remote().claim.enter_user();
+            self.enter_user();
         }
         self.shared.notify_parked();
     }
@@ -424,9 +451,17 @@ impl Worker {
     /// Leaves user code: if sysmon took the P meanwhile, forgets it.
     #[inline]
     fn leave_user(&self) {
+        self.in_user.set(false);
         if !self.remote().claim.leave_user(&self.shared.ps, self.index) {
-            self.p.set(None);
+            self.set_p(None);
         }
+    }
+
+    /// Enters user code: sysmon may take the P until `leave_user`.
+    #[inline]
+    fn enter_user(&self) {
+        self.in_user.set(true);
+        self.remote().claim.enter_user();
     }
 
     pub(super) fn add_timer(&self, deadline: Instant, g: G) {
@@ -457,7 +492,7 @@ impl Worker {
         let fiber = unsafe { h.fiber() }
             .as_mut()
             .expect("started coroutine has a fiber");
-        self.remote().claim.enter_user();
+        self.enter_user();
         let r = fiber.resume();
         self.leave_user();
         self.current.set(None);
@@ -653,13 +688,13 @@ impl Worker {
         }
         loop {
             if let Some(p) = ps.acquire(self.index) {
-                self.p.set(Some(p));
+                self.set_p(Some(p));
                 return;
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 ps.cancel_wait(self.index);
                 // Lost the race with a `release` that gave us one after all?
-                self.p.set(ps.held(self.index));
+                self.set_p(ps.held(self.index));
                 return;
             }
             self.remote().sleeper.park(None);
@@ -668,7 +703,8 @@ impl Worker {
 
     /// Gives the P back before sleeping; a waiting M gets it and is woken.
     fn release_p(&self) {
-        if self.p.take().is_some() {
+        if self.p.get().is_some() {
+            self.set_p(None);
             if let Some(w) = self.shared.ps.release(self.index) {
                 self.shared.unpark_worker(w);
             }
