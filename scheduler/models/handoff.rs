@@ -69,14 +69,21 @@ fn sysmon(w: &World) -> bool {
     }
 }
 
+/// Runs `m0` on this thread while sysmon revokes on another; gives the world, what
+/// `m0` returned and whether sysmon took the P.
+fn race<R>(m0: impl FnOnce(&World) -> R) -> (Arc<World>, R, bool) {
+    let w = world();
+    let w1 = w.clone();
+    let t = loom::thread::spawn(move || sysmon(&w1));
+    let r = m0(&w);
+    let taken = t.join().unwrap();
+    (w, r, taken)
+}
+
 #[test]
 fn revoke_races_a_spawn_from_user_code() {
     loom::model(|| {
-        let w = world();
-        let w1 = w.clone();
-        let t = loom::thread::spawn(move || sysmon(&w1));
-        let kept = m0(&w);
-        let taken = t.join().unwrap();
+        let (w, kept, taken) = race(m0);
         // Exactly one of the two holds the P in the end.
         assert_ne!(kept, taken);
         assert_eq!(w.ps.held(0).is_some(), kept);
@@ -92,12 +99,9 @@ fn revoke_races_a_spawn_from_user_code() {
 #[test]
 fn revoke_misses_an_m_in_the_scheduler() {
     loom::model(|| {
-        let w = world();
-        let w1 = w.clone();
-        let t = loom::thread::spawn(move || sysmon(&w1));
         // M 0 only ever runs scheduler code: its P is never taken.
-        push(&w, 1);
-        assert!(!t.join().unwrap());
+        let (w, (), taken) = race(|w| push(w, 1));
+        assert!(!taken);
         assert_eq!(w.ps.held(0), Some(0));
     });
 }
