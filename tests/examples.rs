@@ -66,6 +66,50 @@ fn http_hello_self_test() {
 }
 
 #[test]
+fn resp_server_self_test() {
+    let Some(resp) = example("resp_server") else {
+        return;
+    };
+    let out = run(Command::new(resp).arg("--self-test"));
+    assert!(
+        out.contains("8 clients x 200 SET/GET answered correctly"),
+        "{out}"
+    );
+}
+
+#[test]
+fn resp_server_answers_redis_cli() {
+    let Some(resp) = example("resp_server") else {
+        return;
+    };
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("skipped: redis-cli is not installed (apt-get install redis-tools)");
+        return;
+    }
+    let mut server = Command::new(&resp)
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        run(Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args))
+    };
+    assert_eq!(cli(&["SET", "greeting", "hello"]).trim(), "OK");
+    assert_eq!(cli(&["GET", "greeting"]).trim(), "hello");
+    assert_eq!(cli(&["INCR", "n"]).trim(), "1");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
 fn tokio_interop_runs() {
     let Some(ex) = example("tokio_interop") else {
         return;
