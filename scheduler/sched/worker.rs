@@ -749,9 +749,16 @@ impl Worker {
             if self.has_local_work()
                 || searching && self.shared.has_portable_work()
                 || self.timers_due()
-                || net && round % 16 == 15 && self.poll_net()
             {
                 self.spin_fails.set(0);
+                return true;
+            }
+            if net && round % 16 == 15 && self.poll_net() {
+                // Work that came through the poller: sleeping in it would have found
+                // it too, without burning the CPU a client on this machine may need.
+                // Counted as a fruitless spin, so that a worker fed by IO alone
+                // soon stops spinning.
+                self.spin_fails.set(self.spin_fails.get() + 1);
                 return true;
             }
         }
