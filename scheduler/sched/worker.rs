@@ -378,7 +378,7 @@ impl Worker {
     pub(super) fn push_spawned(&self, g: G) {
         Counters::bump(&self.counters().spawned, 1);
         let spreader = self.spreader.get();
-        if spreader != 0 && self.current_id() == Some(spreader) {
+        if spreader != 0 && self.in_user.get() && self.current_id() == Some(spreader) {
             match super::placement::least_loaded(&self.shared, self.index) {
                 Some(to) => return self.shared.place(to, g),
                 // Started here and now, so that the load counts it at once.
@@ -433,7 +433,9 @@ impl Worker {
     /// Pushes a portable coroutine to the P's ring; from a coroutine, claims the P
     /// first (see `handoff.rs`). Without a P, to the injector.
     fn push_portable(&self, g: G) {
-        let user = self.current.get().is_some();
+        // Not `current`: user code can also run in the scheduler's own stretches
+        // (a closure dropped by `start`), where the P is claimed already.
+        let user = self.in_user.get();
         if user {
             self.leave_user();
         }
