@@ -27,6 +27,10 @@
 //! - w6: TCP echo, 100 clients x 10,000 round trips (round trips/s)
 //! - w7: 100 coroutines x 10,000 mutex increments (ms)
 //! - w8: parallel fib(38), a coroutine per call above 20, on 1 and 2 workers (ms)
+//! - w9: Go's concurrent prime sieve to the 3000th prime: a chain of filter coroutines
+//!   over rendezvous channels (ms; corun and Go only)
+//! - w10: pipelines: a generator, 8 workers over one rendezvous channel, fan-in over
+//!   another, 1,000,000 items (ms; corun and Go only)
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -177,8 +181,76 @@ mod corun_rt {
             "w6" => rt.block_on(w6),
             "w7" => rt.block_on(w7),
             "w8" => rt.block_on(move || w8(workers)),
+            "w9" => rt.block_on(w9),
+            "w10" => rt.block_on(w10),
             other => panic!("corun has no workload {other}"),
         }
+    }
+
+    fn w9() -> Outcome {
+        use corun::chan::{bounded, Receiver};
+        const COUNT: usize = 3000;
+        let t0 = Instant::now();
+        let (tx, mut ch) = bounded::<u64>(0);
+        corun::spawn(move || {
+            for i in 2.. {
+                if tx.send(i).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut last = 0;
+        for _ in 0..COUNT {
+            let prime = ch.recv().expect("sieve");
+            last = prime;
+            let (next_tx, next_rx) = bounded::<u64>(0);
+            let input: Receiver<u64> = std::mem::replace(&mut ch, next_rx);
+            corun::spawn(move || {
+                while let Ok(v) = input.recv() {
+                    if v % prime != 0 && next_tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let t = t0.elapsed();
+        // Dropping the last receiver ends the chain, filter by filter.
+        drop(ch);
+        Outcome::default()
+            .with("internal_ms", ms(t))
+            .with("checksum", check("w9", last, 27449))
+    }
+
+    fn w10() -> Outcome {
+        use corun::chan::bounded;
+        const ITEMS: u64 = 1_000_000;
+        let t0 = Instant::now();
+        let (src_tx, src) = bounded::<u64>(0);
+        corun::spawn(move || {
+            for i in 1..=ITEMS {
+                src_tx.send(i).expect("w10 generator");
+            }
+        });
+        let (out_tx, out) = bounded::<u64>(0);
+        for _ in 0..8 {
+            let (src, out_tx) = (src.clone(), out_tx.clone());
+            corun::spawn(move || {
+                while let Ok(v) = src.recv() {
+                    let x = v % 1000;
+                    out_tx.send(x * x).expect("w10 fan-in");
+                }
+            });
+        }
+        drop((src, out_tx));
+        let mut sum = 0u64;
+        while let Ok(v) = out.recv() {
+            sum += v;
+        }
+        let t = t0.elapsed();
+        let want: u64 = (1..=ITEMS).map(|v| (v % 1000) * (v % 1000)).sum();
+        Outcome::default()
+            .with("internal_ms", ms(t))
+            .with("checksum", check("w10", sum, want))
     }
 
     fn w1() -> Outcome {
@@ -1226,8 +1298,8 @@ impl Cell {
 const RUNTIMES: [&str; 4] = ["corun", "may", "tokio", "xbeam"];
 /// The peers of a row unless it names others.
 const DEFAULT_PEERS: &[&str] = &["may", "tokio"];
-const ALL_WORKLOADS: [&str; 11] = [
-    "w1", "w2", "w3", "w3u", "w3t", "w4", "w4chan", "w5", "w6", "w7", "w8",
+const ALL_WORKLOADS: [&str; 13] = [
+    "w1", "w2", "w3", "w3u", "w3t", "w4", "w4chan", "w5", "w6", "w7", "w8", "w9", "w10",
 ];
 
 /// Why runtime `rt` has no figure for `workload` (`None`: it is measured).
@@ -1236,6 +1308,8 @@ fn not_run(rt: &str, workload: &str) -> Option<&'static str> {
         ("corun", w) => corun_rt::missing(w),
         ("xbeam", "w3t") => None,
         ("xbeam", _) => Some("-"),
+        // Go's patterns, measured against Go alone.
+        (_, "w9" | "w10") => Some("-"),
         (_, "w3t") => Some("n/a (see crossbeam)"),
         _ => None,
     }
@@ -1336,6 +1410,26 @@ fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
             true,
             &[],
         )],
+        "w9" => vec![Row {
+            peers: &[],
+            ..row(
+                None,
+                "w9 prime sieve to the 3000th prime (ms)".into(),
+                "internal_ms",
+                true,
+                &[],
+            )
+        }],
+        "w10" => vec![Row {
+            peers: &[],
+            ..row(
+                None,
+                "w10 pipelines, 8 workers, 1M items (ms)".into(),
+                "internal_ms",
+                true,
+                &[],
+            )
+        }],
         "w8" => [1u64, 2]
             .into_iter()
             .map(|w| {
@@ -1544,7 +1638,7 @@ fn measure(
 fn go_args(row: &Row) -> Option<(Vec<String>, &'static str)> {
     let a = |v: &[String]| v.to_vec();
     match row.workload {
-        "w1" | "w2" | "w3" | "w6" | "w7" => Some((a(&[row.workload.into()]), "")),
+        "w1" | "w2" | "w3" | "w6" | "w7" | "w9" | "w10" => Some((a(&[row.workload.into()]), "")),
         // The anchors have no unbounded ping-pong: Go's w3 (unbuffered) again.
         "w3u" => Some((a(&["w3".into()]), " (w3's, unbuffered)")),
         "w4" => Some((a(&["w4".into()]), " (chan)")),
