@@ -20,6 +20,18 @@ fn run(cmd: &mut Command) -> String {
     stdout
 }
 
+/// Starts a server example and reads the address it announces as the last word of
+/// its first line.
+fn serve(cmd: &mut Command) -> (std::process::Child, String) {
+    let mut server = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
+    (server, addr)
+}
+
 #[test]
 fn echo_in_one_process() {
     let Some(echo) = example("echo") else { return };
@@ -30,16 +42,7 @@ fn echo_in_one_process() {
 #[test]
 fn echo_server_and_client_processes() {
     let Some(echo) = example("echo") else { return };
-    let mut server = Command::new(&echo)
-        .args(["server", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (mut server, addr) = serve(Command::new(&echo).args(["server", "127.0.0.1:0"]));
     let out = run(Command::new(&echo).args(["client", &addr, "4", "200"]));
     server.kill().unwrap();
     server.wait().unwrap();
@@ -86,16 +89,7 @@ fn resp_server_answers_redis_cli() {
         eprintln!("skipped: redis-cli is not installed (apt-get install redis-tools)");
         return;
     }
-    let mut server = Command::new(&resp)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (mut server, addr) = serve(Command::new(&resp).arg("127.0.0.1:0"));
     let port = addr.rsplit(':').next().unwrap().to_owned();
     let cli = |args: &[&str]| {
         run(Command::new("redis-cli")
