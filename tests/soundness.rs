@@ -360,3 +360,68 @@ fn a_thread_waking_a_coroutine_of_a_runtime_being_dropped() {
         waker.join().unwrap();
     }
 }
+
+// ---- an acceptor's spawn runs no user code in the middle of the scheduler ----
+
+/// Parks when dropped.
+struct ParksOnDrop;
+
+impl Drop for ParksOnDrop {
+    fn drop(&mut self) {
+        corun::sleep(Duration::from_millis(3));
+    }
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_owned()
+}
+
+#[test]
+#[ignore = "run as a child by placement_spawn_never_moves_its_caller_mid_spawn"]
+fn child_placement_spawn_never_moves_its_caller() {
+    if !is_child("child_placement_spawn_never_moves_its_caller") {
+        return;
+    }
+    let rt = corun::Runtime::builder().workers(2).build().unwrap();
+    let (tx, rx) = corun::chan::bounded::<()>(0);
+    // SAFETY: the acceptor keeps no thread-local or `!Send` value across a park.
+    let builder = unsafe { corun::Builder::new().migratable() };
+    let acceptor = builder
+        .spawn_on(rt.handle(), move || {
+            let l = corun::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            for _ in 0..100 {
+                let c = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+                let _conn = l.accept().unwrap();
+                c.join().unwrap();
+                for _ in 0..2 {
+                    let rx = rx.clone();
+                    corun::spawn(move || {
+                        let _ = rx.recv();
+                    });
+                }
+                // A stack that cannot be mapped: the coroutine is abandoned when it
+                // would start, dropping its closure, which parks.
+                let d = ParksOnDrop;
+                let before = thread_name();
+                let h = corun::Builder::new()
+                    .stack_size(1 << 62)
+                    .spawn(move || drop(d));
+                assert_eq!(before, thread_name(), "spawn returned on another thread");
+                if let Ok(h) = h {
+                    assert!(h.join().is_err(), "a stack of 2^62 bytes was mapped");
+                }
+            }
+        })
+        .unwrap();
+    acceptor.join().unwrap();
+    drop(tx);
+    drop(rt);
+    support::child_done();
+}
+
+#[test]
+fn placement_spawn_never_moves_its_caller_mid_spawn() {
+    let out = run_child("child_placement_spawn_never_moves_its_caller");
+    support::assert_child_done(&out);
+}

@@ -146,7 +146,9 @@ impl RuntimeBuilder {
     ///
     /// The first runtime of a process raises the soft limit on open descriptors
     /// (`RLIMIT_NOFILE`) to the hard one, as Go does, so that a server holding
-    /// thousands of connections does not stop at a soft default of 1024.
+    /// thousands of connections does not stop at a soft default of 1024. Child
+    /// processes inherit the raised limit (one that uses `select(2)` may need to lower
+    /// it again).
     ///
     /// Errors: 0 workers, a `CORUN_WORKERS` or `CORUN_SCHEDTRACE` that is not a
     /// number, a stack size below two pages, or a thread the OS refused.

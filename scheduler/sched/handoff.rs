@@ -82,6 +82,11 @@ impl Claim {
         self.in_user.store(true, Ordering::Release);
     }
 
+    /// Sysmon has taken this M's P and the M, still in user code, has not noticed.
+    pub(super) fn was_revoked(&self) -> bool {
+        self.revoke.load(Ordering::Relaxed) == DONE
+    }
+
     /// The M leaves user code (after a switch back, or to touch its P from a
     /// coroutine). True if it still holds its P; false if sysmon took it, in which
     /// case it must not touch it again.

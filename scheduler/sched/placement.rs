@@ -4,7 +4,7 @@
 //!
 //! | spawned by | starts | why |
 //! |---|---|---|
-//! | a coroutine that has just accepted a connection | the least loaded worker (fewest started coroutines alive, counting those placed there but not started), the spawner's own on a tie | a connection lives long and talks to its peer, not its spawner: only an even split keeps the workers evenly busy for good |
+//! | a coroutine that has just accepted a connection | the least loaded worker (fewest started coroutines alive, counting those placed there but not started), the spawner's own on a tie, never an M stuck in user code without its P | a connection lives long and talks to its peer, not its spawner: only an even split keeps the workers evenly busy for good |
 //! | any other coroutine | the spawner's `runnext`, stealable until it starts | joined at once (fib, skynet) or talking to its spawner (ping-pong, pipelines): near its parent, and an idle worker still steals it if the parent's worker stays busy |
 //! | a thread outside the runtime | the injector | any worker |
 //!
@@ -33,7 +33,9 @@ pub(super) fn least_loaded(shared: &Shared, me: usize) -> Option<usize> {
     let mut best = me;
     let mut best_load = load(me);
     for i in 0..shared.workers {
-        if i != me {
+        // An M whose P sysmon took (stuck in a hog or a blocking call) would leave
+        // the connection waiting, however light its load.
+        if i != me && !shared.remotes[i].claim.was_revoked() {
             let l = load(i);
             if l < best_load {
                 best = i;

@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub(crate) struct Remote {
     /// Started coroutines of this worker woken by other threads.
     inbox: Mutex<Vec<G>>,
+    /// Set under the inbox lock when this M exits: nothing is placed here after.
+    inbox_closed: AtomicBool,
     pub(crate) inbox_len: AtomicUsize,
     pub(super) sleeper: Sleeper,
     /// This worker's IO driver (the netpoller), as other threads reach it.
@@ -32,6 +34,7 @@ impl Remote {
     pub(crate) fn new(io: Arc<dyn super::driver::DriverHandle>) -> Remote {
         Remote {
             inbox: Mutex::new(Vec::new()),
+            inbox_closed: AtomicBool::new(false),
             inbox_len: AtomicUsize::new(0),
             sleeper: Sleeper::new(),
             io,
@@ -45,6 +48,17 @@ impl Remote {
     /// alive, and those waiting in its inbox (woken, or placed and not started).
     pub(super) fn load(&self) -> usize {
         self.registry.len() + self.inbox_len.load(Ordering::Relaxed)
+    }
+
+    /// The M is about to exit: closes the inbox to placements, unless something
+    /// arrived meanwhile (false: the M must take it in first).
+    pub(super) fn close_inbox(&self) -> bool {
+        let q = self.inbox.lock();
+        if !q.is_empty() {
+            return false;
+        }
+        self.inbox_closed.store(true, Ordering::Relaxed);
+        true
     }
 
     pub(super) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
@@ -187,9 +201,22 @@ impl Shared {
         // `alive`, possibly the last reference, drops here, after every use.
     }
 
-    /// Starts `g`, a new coroutine, on worker `idx` (see `placement.rs`).
-    pub(super) fn place(&self, idx: usize, g: G) {
-        self.push_inbox(idx, g);
+    /// Queues `g`, a new coroutine, to start on worker `idx` (see `placement.rs`),
+    /// waking it if `wake`. Gives it back if that M has exited (shutdown).
+    pub(super) fn place(&self, idx: usize, g: G, wake: bool) -> Result<(), G> {
+        let r = &self.remotes[idx];
+        {
+            let mut q = r.inbox.lock();
+            if r.inbox_closed.load(Ordering::Relaxed) {
+                return Err(g);
+            }
+            q.push(g);
+            r.inbox_len.store(q.len(), Ordering::Release);
+        }
+        if wake {
+            self.unpark_worker(idx);
+        }
+        Ok(())
     }
 
     /// Takes the unstarted coroutines left in any queue: a spawn that saw the

@@ -195,7 +195,7 @@ impl Worker {
                 // With `panic = "abort"` nothing can be unwound: leave the started
                 // coroutines where they are; `Runtime::drop` leaks them once every
                 // thread that could run them has stopped.
-                if cfg!(panic = "abort") || self.is_drained() {
+                if cfg!(panic = "abort") || self.is_drained() && self.remote().close_inbox() {
                     break;
                 }
                 if self.has_local_work() {
@@ -375,21 +375,18 @@ impl Worker {
 
     /// A coroutine spawned by a coroutine of this worker: it runs next (Go's
     /// `runnext`), and the one it displaces becomes stealable.
-    pub(super) fn push_spawned(&self, g: G) {
+    pub(super) fn push_spawned(&self, mut g: G) {
         Counters::bump(&self.counters().spawned, 1);
         let spreader = self.spreader.get();
         if spreader != 0 && self.in_user.get() && self.current_id() == Some(spreader) {
-            match super::placement::least_loaded(&self.shared, self.index) {
-                Some(to) => return self.shared.place(to, g),
-                // Started here and now, so that the load counts it at once.
-                None => {
-                    self.leave_user();
-                    let started = self.start(&g);
-                    self.enter_user();
-                    if !started {
-                        return;
-                    }
-                }
+            // Through the inbox even here, so that the load counts it at once and
+            // it starts in the scheduler (starting may drop its closure: user code).
+            let to = super::placement::least_loaded(&self.shared, self.index);
+            let to = to.unwrap_or(self.index);
+            match self.shared.place(to, g, to != self.index) {
+                Ok(()) => return,
+                // That M has exited (shutdown): the spawner's own path abandons it.
+                Err(back) => g = back,
             }
         }
         if let Some(old) = self.runnext.replace(Some(g)) {
