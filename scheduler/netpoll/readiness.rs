@@ -71,12 +71,20 @@ impl<W> Readiness<W> {
     }
 
     /// An edge in `dir`: counts it, then hands every waiter to `wake`.
-    pub(super) fn fire(&self, dir: Dir, mut wake: impl FnMut(W)) {
+    pub(super) fn fire(&self, dir: Dir, wake: impl FnMut(W)) {
         self.seq[dir as usize].fetch_add(1, Ordering::SeqCst);
-        let taken = std::mem::take(&mut *self.waiters[dir as usize].lock());
-        for w in taken {
-            wake(w);
+        let mut q = self.waiters[dir as usize].lock();
+        // Nearly always one waiter: pop it and keep the queue's buffer, so the next
+        // wait does not allocate.
+        if q.len() <= 1 {
+            let w = q.pop();
+            drop(q);
+            w.into_iter().for_each(wake);
+            return;
         }
+        let taken = std::mem::take(&mut *q);
+        drop(q);
+        taken.into_iter().for_each(wake);
     }
 }
 
