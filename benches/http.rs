@@ -1,30 +1,66 @@
-//! HTTP hello under `wrk`: corun's `examples/http_hello.rs` beside `may_minihttp`'s
-//! hello server and a `hyper` hello server on tokio, each in a child process of this
-//! binary with 2 workers, measured one after the other in one run.
+//! HTTP hello under `wrk`: corun's `examples/http_hello.rs` and
+//! `examples/http_naive.rs` (the same server written naively: `BufReader::read_line`,
+//! `BufWriter`) beside `may_minihttp`'s hello server and a `hyper` hello server on
+//! tokio, each in a child process of this binary with 2 workers.
 //!
 //!     cargo bench --bench http
 //!
-//! Environment: `HTTP_SECS` (seconds per `wrk` run, default 10), `HTTP_REPEAT` (runs
-//! per server, default 3; the table shows the median), `HTTP_CONNS` (default 100).
-//! Needs Debian's `wrk` (`apt-get install wrk`); without it the bench says so and
-//! exits.
+//! All servers start up front and are warmed once; then each round runs `wrk` once
+//! against each server in turn, so that a drift of the machine hits all of them. The
+//! table shows per server the median requests/s and the CPU seconds per wall second
+//! of the server and of `wrk` (on 2 cores they share, a server that leaves `wrk`
+//! more CPU gets more requests), and the median of the per-round ratios.
+//!
+//! Environment: `HTTP_SECS` (seconds per `wrk` run, default 10), `HTTP_REPEAT`
+//! (rounds, default 5), `HTTP_CONNS` (default 100). Needs Debian's `wrk`
+//! (`apt-get install wrk`); without it the bench says so and exits.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[path = "../examples/http_hello.rs"]
 #[allow(dead_code)]
 mod http_hello;
 
+#[path = "../examples/http_naive.rs"]
+#[allow(dead_code)]
+mod http_naive;
+
 const CHILD_ENV: &str = "HTTP_CHILD";
-const SERVERS: [&str; 3] = ["corun", "may_minihttp", "hyper"];
+const SERVERS: [&str; 4] = ["corun", "may_minihttp", "hyper", "corun_naive"];
+/// The ratios reported, as (numerator, denominator) servers.
+const RATIOS: [(&str, &str); 3] = [
+    ("corun", "may_minihttp"),
+    ("corun", "hyper"),
+    ("corun_naive", "may_minihttp"),
+];
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// One `wrk` run: requests/s, and CPU seconds per wall second of server and `wrk`.
+#[derive(Clone, Copy)]
+struct Run {
+    rps: f64,
+    server_cpu: f64,
+    wrk_cpu: f64,
+}
+
+/// The server children; killed on the way out, panics included.
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 fn main() {
@@ -36,10 +72,11 @@ fn main() {
         return;
     }
     let secs = env_or("HTTP_SECS", 10);
-    let repeat = env_or("HTTP_REPEAT", 3).max(1);
+    let repeat = env_or("HTTP_REPEAT", 5).max(1) as usize;
     let conns = env_or("HTTP_CONNS", 100);
     let me = std::env::current_exe().expect("own path");
-    let mut medians = Vec::new();
+    let mut children = Servers(Vec::new());
+    let mut urls = Vec::new();
     for server in SERVERS {
         let mut child = Command::new(&me)
             .env(CHILD_ENV, server)
@@ -50,33 +87,106 @@ fn main() {
         BufReader::new(child.stdout.take().expect("piped"))
             .read_line(&mut line)
             .expect("server address");
+        children.0.push(child);
         let addr = line.trim().trim_start_matches("LISTEN ").to_string();
-        let url = format!("http://{addr}/");
-        // Warm-up: connections, stacks, caches.
-        wrk(&url, 1, conns);
-        let mut runs: Vec<f64> = (0..repeat)
-            .map(|i| {
-                let rps = wrk(&url, secs, conns);
-                println!("  {server} run {}/{repeat}: {rps:.0} requests/s", i + 1);
-                rps
-            })
-            .collect();
-        let _ = child.kill();
-        let _ = child.wait();
-        runs.sort_by(f64::total_cmp);
-        medians.push((server, runs[runs.len() / 2]));
+        urls.push(format!("http://{addr}/"));
     }
-    let best_peer = medians[1..].iter().map(|m| m.1).fold(0.0, f64::max);
+    // Warm-up: connections, stacks, caches.
+    for url in &urls {
+        wrk(url, 1, conns);
+    }
+    // runs[s][round]
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); SERVERS.len()];
+    for round in 1..=repeat {
+        for (i, server) in SERVERS.iter().enumerate() {
+            let pid = children.0[i].id();
+            let cpu0 = proc_cpu_secs(pid);
+            let t0 = Instant::now();
+            let (rps, wrk_secs) = wrk(&urls[i], secs, conns);
+            let wall = t0.elapsed().as_secs_f64();
+            let run = Run {
+                rps,
+                server_cpu: (proc_cpu_secs(pid) - cpu0) / wall,
+                wrk_cpu: wrk_secs / wall,
+            };
+            println!(
+                "  round {round}/{repeat} {server}: {rps:.0} requests/s, server {:.2} CPU/s, wrk {:.2} CPU/s",
+                run.server_cpu, run.wrk_cpu
+            );
+            runs[i].push(run);
+        }
+    }
+    drop(children);
+    let index = |name: &str| SERVERS.iter().position(|s| *s == name).expect("server");
     println!();
-    println!("| server (wrk -t2 -c{conns} -d{secs}s) | requests/s | / best peer |");
-    println!("|---|---|---|");
-    for (server, rps) in &medians {
-        println!("| {server} | {rps:.0} | {:.2}x |", rps / best_peer);
+    println!("| server (wrk -t2 -c{conns} -d{secs}s, {repeat} rounds) | requests/s | server CPU/s | wrk CPU/s |");
+    println!("|---|---|---|---|");
+    for (server, r) in SERVERS.iter().zip(&runs) {
+        let m = |f: fn(&Run) -> f64| median(r.iter().map(f).collect());
+        println!(
+            "| {server} | {:.0} | {:.2} | {:.2} |",
+            m(|r| r.rps),
+            m(|r| r.server_cpu),
+            m(|r| r.wrk_cpu)
+        );
+    }
+    println!();
+    println!("| ratio (median of per-round ratios) | requests/s |");
+    println!("|---|---|");
+    for (a, b) in RATIOS {
+        let (ra, rb) = (&runs[index(a)], &runs[index(b)]);
+        let ratio = median(ra.iter().zip(rb).map(|(x, y)| x.rps / y.rps).collect());
+        println!("| {a} / {b} | {ratio:.2}x |");
     }
 }
 
-/// Runs `wrk` and returns its requests per second.
-fn wrk(url: &str, secs: u64, conns: u64) -> f64 {
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("server's /proc stat");
+    // The command name may hold spaces: count fields after its closing parenthesis,
+    // where field 3 (state) starts; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    ticks / clock_ticks()
+}
+
+/// CPU seconds (user + system) used by the reaped children of this process.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to that struct.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Runs `wrk`; returns its requests per second and the CPU seconds it used.
+fn wrk(url: &str, secs: u64, conns: u64) -> (f64, f64) {
+    // The servers are not reaped while they run: what the children reaped during
+    // the run used is wrk's.
+    let cpu0 = children_cpu_secs();
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -88,14 +198,18 @@ fn wrk(url: &str, secs: u64, conns: u64) -> f64 {
         ])
         .output()
         .expect("run wrk");
+    let cpu = children_cpu_secs() - cpu0;
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {}\n{text}", out.status);
     if text.contains("Non-2xx") || text.contains("Socket errors") {
         eprintln!("wrk reported errors:\n{text}");
     }
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    (rps, cpu)
 }
 
 /// A child: serves hello on a free loopback port with 2 workers, forever.
@@ -142,6 +256,15 @@ fn serve(which: &str) {
             let server = HttpServer(Hello).start(port).expect("start");
             announce(port);
             server.wait();
+        }
+        "corun_naive" => {
+            let rt = corun::Runtime::builder()
+                .workers(2)
+                .build()
+                .expect("runtime");
+            let l = corun::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            announce(l.local_addr().expect("addr"));
+            rt.block_on(move || http_naive::serve(l)).expect("serve");
         }
         "hyper" => {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -31,6 +31,12 @@
 //!   over rendezvous channels (ms; corun and Go only)
 //! - w10: pipelines: a generator, 8 workers over one rendezvous channel, fan-in over
 //!   another, 1,000,000 items (ms; corun and Go only)
+//! - w11: 5,000 TCP connections to an in-process echo server, all open at once, 20
+//!   round trips of 64 bytes each (round trips/s, p99 latency, peak RSS; corun and Go
+//!   only; the 10,000-connection figure, with the client in a process of its own, is
+//!   `cargo bench --bench conns`)
+//! - w12: thread ring: 503 coroutines in a ring of unbounded channels pass a token
+//!   1,000,000 hops (ns/hop; corun, may and tokio)
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -58,6 +64,38 @@ const W2_YIELDS: u64 = 1000;
 const W3_N: u64 = 1_000_000;
 const W3T_N: u64 = 200_000;
 const SKYNET_LEAVES: u64 = 1_000_000;
+/// w11: connections held at once in one process (two descriptors each), and round trips.
+const W11_DEFAULT_CONNS: u64 = 5000;
+const W11_ROUNDS: u64 = 20;
+/// w12: coroutines in the ring, and hops of the token.
+const RING: u64 = 503;
+const RING_HOPS: u64 = 1_000_000;
+
+/// One hop of w12's token at node `id`: passes `n - 1` on, or at 0 reports `id`
+/// and sends the stop mark round. False when the node should end.
+fn ring_step(id: u64, n: u64, send: impl Fn(u64) -> bool, done: impl Fn(u64) -> bool) -> bool {
+    match n {
+        u64::MAX => {
+            send(u64::MAX);
+            false
+        }
+        0 => {
+            done(id);
+            send(u64::MAX);
+            false
+        }
+        n => send(n - 1),
+    }
+}
+
+/// w12's figures from its time and the id of the node the token ended at.
+fn hop_outcome(t: Duration, id: u64) -> Outcome {
+    let id = check("w12", id, RING_HOPS % RING);
+    Outcome::default()
+        .with("ns_per_hop", ns_per(t, RING_HOPS))
+        .with("internal_ms", ms(t))
+        .with("checksum", id)
+}
 const SKYNET_DIV: u64 = 10;
 const SKYNET_SUM: u64 = 499_999_500_000;
 const W5_DEFAULT_N: u64 = 10_000;
@@ -160,10 +198,9 @@ mod corun_rt {
     }
 
     pub fn run(workload: &str, arg: Option<u64>) -> Outcome {
-        let workers = if workload == "w8" {
-            arg.unwrap_or(2)
-        } else {
-            2
+        let workers = match workload {
+            "w8" | "w9" => arg.unwrap_or(2),
+            _ => 2,
         };
         let rt = corun::Runtime::builder()
             .workers(workers as usize)
@@ -183,6 +220,8 @@ mod corun_rt {
             "w8" => rt.block_on(move || w8(workers)),
             "w9" => rt.block_on(w9),
             "w10" => rt.block_on(w10),
+            "w11" => rt.block_on(move || w11(arg.unwrap_or(W11_DEFAULT_CONNS))),
+            "w12" => rt.block_on(w12),
             other => panic!("corun has no workload {other}"),
         }
     }
@@ -251,6 +290,85 @@ mod corun_rt {
         Outcome::default()
             .with("internal_ms", ms(t))
             .with("checksum", check("w10", sum, want))
+    }
+
+    fn w12() -> Outcome {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..RING).map(|_| corun::chan::unbounded()).unzip();
+        let (done_tx, done) = corun::chan::unbounded::<u64>();
+        let t0 = Instant::now();
+        for (id, rx) in rxs.into_iter().enumerate() {
+            let next = txs[(id + 1) % RING as usize].clone();
+            let done_tx = done_tx.clone();
+            corun::spawn(move || {
+                while let Ok(n) = rx.recv() {
+                    let send = |n| next.send(n).is_ok();
+                    if !ring_step(id as u64, n, send, |id| done_tx.send(id).is_ok()) {
+                        return;
+                    }
+                }
+            });
+        }
+        txs[0].send(RING_HOPS).expect("ring start");
+        drop(txs);
+        let id = done.recv().expect("ring end");
+        hop_outcome(t0.elapsed(), id)
+    }
+
+    fn w11(conns: u64) -> Outcome {
+        use corun::net::{TcpListener, TcpStream};
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        corun::spawn(move || {
+            while let Ok((mut s, _)) = listener.accept() {
+                corun::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while s.read_exact(&mut buf).is_ok() {
+                        if s.write_all(&buf).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let streams: Vec<TcpStream> = (0..conns)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        let t0 = Instant::now();
+        let clients: Vec<_> = streams
+            .into_iter()
+            .map(|mut s| {
+                corun::spawn(move || {
+                    let (mut out, mut inb) = ([0u8; 64], [0u8; 64]);
+                    let mut lat = Vec::with_capacity(W11_ROUNDS as usize);
+                    for r in 0..W11_ROUNDS {
+                        out[0] = r as u8;
+                        let t = Instant::now();
+                        s.write_all(&out).expect("write");
+                        s.read_exact(&mut inb).expect("read");
+                        assert_eq!(inb[0], r as u8, "w11 echo");
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all: Vec<Duration> = clients
+            .into_iter()
+            .flat_map(|h| h.join().expect("client"))
+            .collect();
+        let t = t0.elapsed();
+        all.sort();
+        let n = check("w11", all.len() as u64, conns * W11_ROUNDS);
+        Outcome::default()
+            .with("conns", conns)
+            .with(
+                "roundtrips_per_s",
+                format!("{:.0}", n as f64 / t.as_secs_f64()),
+            )
+            .with("p99_us", all[all.len() * 99 / 100].as_micros())
+            .with("internal_ms", ms(t))
+            .with("checksum", n)
     }
 
     fn w1() -> Outcome {
@@ -585,6 +703,7 @@ mod may_rt {
             "w6" => w6(),
             "w7" => w7(),
             "w8" => w8(workers),
+            "w12" => w12(),
             other => panic!("may has no workload {other}"),
         });
         match driver.join() {
@@ -637,6 +756,28 @@ mod may_rt {
             .with("ns_per_yield", ns_per(t, W2_TASKS * W2_YIELDS))
             .with("internal_ms", ms(t))
             .with("checksum", v)
+    }
+
+    fn w12() -> Outcome {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..RING).map(|_| may::sync::mpsc::channel()).unzip();
+        let (done_tx, done) = may::sync::mpsc::channel::<u64>();
+        let t0 = Instant::now();
+        for (id, rx) in rxs.into_iter().enumerate() {
+            let next = txs[(id + 1) % RING as usize].clone();
+            let done_tx = done_tx.clone();
+            may::go!(move || {
+                while let Ok(n) = rx.recv() {
+                    let send = |n| next.send(n).is_ok();
+                    if !ring_step(id as u64, n, send, |id| done_tx.send(id).is_ok()) {
+                        return;
+                    }
+                }
+            });
+        }
+        txs[0].send(RING_HOPS).expect("ring start");
+        drop(txs);
+        let id = done.recv().expect("ring end");
+        hop_outcome(t0.elapsed(), id)
     }
 
     fn w3() -> Outcome {
@@ -884,6 +1025,7 @@ mod tokio_rt {
                     "w6" => w6().await,
                     "w7" => w7().await,
                     "w8" => w8(workers).await,
+                    "w12" => w12().await,
                     other => panic!("tokio has no workload {other}"),
                 }
             });
@@ -938,6 +1080,29 @@ mod tokio_rt {
             .with("ns_per_yield", ns_per(t, W2_TASKS * W2_YIELDS))
             .with("internal_ms", ms(t))
             .with("checksum", v)
+    }
+
+    async fn w12() -> Outcome {
+        use tokio::sync::mpsc::unbounded_channel;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..RING).map(|_| unbounded_channel()).unzip();
+        let (done_tx, mut done) = unbounded_channel::<u64>();
+        let t0 = Instant::now();
+        for (id, mut rx) in rxs.into_iter().enumerate() {
+            let next = txs[(id + 1) % RING as usize].clone();
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                while let Some(n) = rx.recv().await {
+                    let send = |n| next.send(n).is_ok();
+                    if !ring_step(id as u64, n, send, |id| done_tx.send(id).is_ok()) {
+                        return;
+                    }
+                }
+            });
+        }
+        txs[0].send(RING_HOPS).expect("ring start");
+        drop(txs);
+        let id = done.recv().await.expect("ring end");
+        hop_outcome(t0.elapsed(), id)
     }
 
     async fn w3() -> Outcome {
@@ -1298,8 +1463,9 @@ impl Cell {
 const RUNTIMES: [&str; 4] = ["corun", "may", "tokio", "xbeam"];
 /// The peers of a row unless it names others.
 const DEFAULT_PEERS: &[&str] = &["may", "tokio"];
-const ALL_WORKLOADS: [&str; 13] = [
-    "w1", "w2", "w3", "w3u", "w3t", "w4", "w4chan", "w5", "w6", "w7", "w8", "w9", "w10",
+const ALL_WORKLOADS: [&str; 15] = [
+    "w1", "w2", "w3", "w3u", "w3t", "w4", "w4chan", "w5", "w6", "w7", "w8", "w9", "w10", "w11",
+    "w12",
 ];
 
 /// Why runtime `rt` has no figure for `workload` (`None`: it is measured).
@@ -1309,7 +1475,7 @@ fn not_run(rt: &str, workload: &str) -> Option<&'static str> {
         ("xbeam", "w3t") => None,
         ("xbeam", _) => Some("-"),
         // Go's patterns, measured against Go alone.
-        (_, "w9" | "w10") => Some("-"),
+        (_, "w9" | "w10" | "w11") => Some("-"),
         (_, "w3t") => Some("n/a (see crossbeam)"),
         _ => None,
     }
@@ -1410,16 +1576,19 @@ fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
             true,
             &[],
         )],
-        "w9" => vec![Row {
-            peers: &[],
-            ..row(
-                None,
-                "w9 prime sieve to the 3000th prime (ms)".into(),
-                "internal_ms",
-                true,
-                &[],
-            )
-        }],
+        "w9" => [1u64, 2]
+            .into_iter()
+            .map(|w| Row {
+                peers: &[],
+                ..row(
+                    Some(w),
+                    format!("w9 prime sieve to the 3000th prime, corun on {w} worker(s), Go on 2 Ps (ms)"),
+                    "internal_ms",
+                    true,
+                    &[],
+                )
+            })
+            .collect(),
         "w10" => vec![Row {
             peers: &[],
             ..row(
@@ -1428,6 +1597,23 @@ fn rows_for(workload: &'static str, w5_n: u64) -> Vec<Row> {
                 "internal_ms",
                 true,
                 &[],
+            )
+        }],
+        "w12" => vec![row(
+            None,
+            format!("w12 thread ring, {RING} coroutines, {RING_HOPS} hops (ns/hop)"),
+            "ns_per_hop",
+            true,
+            &[],
+        )],
+        "w11" => vec![Row {
+            peers: &[],
+            ..row(
+                Some(W11_DEFAULT_CONNS),
+                format!("w11 {W11_DEFAULT_CONNS} connections at once x {W11_ROUNDS} round trips (round trips/s)"),
+                "roundtrips_per_s",
+                false,
+                &[("p99_us", "p99 us"), ("vmhwm_kb", "peak RSS kB")],
             )
         }],
         "w8" => [1u64, 2]
@@ -1639,6 +1825,13 @@ fn go_args(row: &Row) -> Option<(Vec<String>, &'static str)> {
     let a = |v: &[String]| v.to_vec();
     match row.workload {
         "w1" | "w2" | "w3" | "w6" | "w7" | "w9" | "w10" => Some((a(&[row.workload.into()]), "")),
+        "w11" => Some((
+            a(&[
+                "w11".into(),
+                row.arg.unwrap_or(W11_DEFAULT_CONNS).to_string(),
+            ]),
+            "",
+        )),
         // The anchors have no unbounded ping-pong: Go's w3 (unbuffered) again.
         "w3u" => Some((a(&["w3".into()]), " (w3's, unbuffered)")),
         "w4" => Some((a(&["w4".into()]), " (chan)")),
