@@ -1443,8 +1443,10 @@ struct Row {
 /// A table cell.
 #[derive(Clone)]
 enum Cell {
-    /// Medians of each figure over the runs, and a remark to show beside them.
-    Ok(BTreeMap<String, f64>, &'static str),
+    /// Medians of each figure over the runs, a remark to show beside them, and the
+    /// row's metric run by run (rounds alternate between runtimes, so run i of two
+    /// cells were taken side by side).
+    Ok(BTreeMap<String, f64>, &'static str, Vec<f64>),
     Fail(String),
     Na(String),
 }
@@ -1452,7 +1454,7 @@ enum Cell {
 impl Cell {
     fn metric(&self, key: &str) -> Option<f64> {
         match self {
-            Cell::Ok(m, _) => m.get(key).copied(),
+            Cell::Ok(m, _, _) => m.get(key).copied(),
             _ => None,
         }
     }
@@ -1780,44 +1782,46 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `make_cmd()` `repeat` times (stopping at the first failure) and folds the
 /// results into a cell of medians.
-fn measure(
+/// One run of one cell: its figures, or why it failed.
+fn run_once(
     what: &str,
+    round: usize,
     repeat: usize,
     metric: &str,
-    note: &'static str,
-    make_cmd: impl Fn() -> Command,
-) -> Cell {
-    let mut runs: Vec<BTreeMap<String, f64>> = Vec::new();
-    for i in 0..repeat {
-        let t0 = Instant::now();
-        let r = run_with_timeout(make_cmd());
-        let parsed = parse_result(&r.stdout);
-        let failure = r.failure.or_else(|| match &parsed {
-            None => {
-                Some(first_error_line(&r.stderr).unwrap_or_else(|| "printed no RESULT line".into()))
-            }
-            Some(m) if !m.contains_key(metric) => Some(format!("RESULT has no {metric}=")),
-            Some(_) => None,
-        });
-        if let Some(f) = failure {
-            eprintln!("  {what} run {}/{repeat}: FAILED: {f}", i + 1);
-            return Cell::Fail(f);
+    cmd: Command,
+) -> Result<BTreeMap<String, f64>, String> {
+    let t0 = Instant::now();
+    let r = run_with_timeout(cmd);
+    let parsed = parse_result(&r.stdout);
+    let failure = r.failure.or_else(|| match &parsed {
+        None => {
+            Some(first_error_line(&r.stderr).unwrap_or_else(|| "printed no RESULT line".into()))
         }
-        let m = parsed.unwrap_or_default();
-        eprintln!(
-            "  {what} run {}/{repeat}: {metric}={} ({:.1} s)",
-            i + 1,
-            m[metric],
-            t0.elapsed().as_secs_f64()
-        );
-        runs.push(m);
+        Some(m) if !m.contains_key(metric) => Some(format!("RESULT has no {metric}=")),
+        Some(_) => None,
+    });
+    if let Some(f) = failure {
+        eprintln!("  {what} run {round}/{repeat}: FAILED: {f}");
+        return Err(f);
     }
+    let m = parsed.unwrap_or_default();
+    eprintln!(
+        "  {what} run {round}/{repeat}: {metric}={} ({:.1} s)",
+        m[metric],
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(m)
+}
+
+/// A cell from its runs: the median of each figure, and the metric run by run.
+fn merge(runs: Vec<BTreeMap<String, f64>>, metric: &str, note: &'static str) -> Cell {
     let mut merged = BTreeMap::new();
     for key in runs[0].keys() {
         let vals: Vec<f64> = runs.iter().filter_map(|r| r.get(key).copied()).collect();
         merged.insert(key.clone(), median(vals));
     }
-    Cell::Ok(merged, note)
+    let per_run = runs.iter().map(|r| r[metric]).collect();
+    Cell::Ok(merged, note, per_run)
 }
 
 /// The Go anchors' command line for a row, and a remark on how it differs.
@@ -1864,7 +1868,7 @@ fn fmt_num(v: f64) -> String {
 
 fn fmt_cell(cell: &Cell, row: &Row) -> String {
     match cell {
-        Cell::Ok(m, note) => {
+        Cell::Ok(m, note, _) => {
             let mut s = m.get(row.metric).map(|&v| fmt_num(v)).unwrap_or_default();
             let extras: Vec<String> = row
                 .extras
@@ -1894,6 +1898,40 @@ fn fmt_cell(cell: &Cell, row: &Row) -> String {
 }
 
 /// corun's figure over the best of `peers`, with a remark on the direction.
+/// corun over the best of `peers`, round by round, and the median of those ratios
+/// (the machine drifts: only runs taken side by side compare).
+fn paired_ratio(corun: &Cell, peers: &[&Cell], lower_is_better: bool) -> String {
+    let runs = |c: &Cell| match c {
+        Cell::Ok(_, _, v) => Some(v.clone()),
+        _ => None,
+    };
+    let Some(mine) = runs(corun) else {
+        return "-".into();
+    };
+    let theirs: Vec<Vec<f64>> = peers.iter().filter_map(|c| runs(c)).collect();
+    if theirs.is_empty() {
+        return "-".into();
+    }
+    let ratios: Vec<f64> = (0..mine.len())
+        .filter_map(|i| {
+            let best = theirs
+                .iter()
+                .filter_map(|v| v.get(i).copied())
+                .reduce(if lower_is_better { f64::min } else { f64::max })?;
+            (best > 0.0).then(|| mine[i] / best)
+        })
+        .collect();
+    if ratios.is_empty() {
+        return "-".into();
+    }
+    let m = median(ratios);
+    if lower_is_better {
+        format!("{m:.2}x")
+    } else {
+        format!("{m:.2}x (higher is better)")
+    }
+}
+
 fn ratio(corun: Option<f64>, peers: &[Option<f64>], lower_is_better: bool) -> String {
     let best =
         peers
@@ -1996,37 +2034,71 @@ fn parent_main() {
     let mut table: Vec<(Row, Vec<Cell>, Option<Cell>)> = Vec::new();
     for w in selected {
         for row in rows_for(w, w5_n) {
-            let mut cells = Vec::new();
+            // Column i of `cmds` is runtime i (then Go): how to run it, or why not.
+            let mut cmds: Vec<Result<(String, Box<dyn Fn() -> Command>, &'static str), Cell>> =
+                Vec::new();
             for rt in RUNTIMES {
-                let what = format!("{rt} {}", row.label);
                 if let Some(reason) = not_run(rt, w) {
-                    cells.push(Cell::Na(reason.into()));
+                    cmds.push(Err(Cell::Na(reason.into())));
                     continue;
                 }
                 let spec = match row.arg {
                     Some(a) => format!("{rt}:{w}:{a}"),
                     None => format!("{rt}:{w}"),
                 };
-                cells.push(measure(&what, repeat, row.metric, "", || {
-                    let mut c = Command::new(&exe);
-                    c.env(CHILD_ENV, &spec);
-                    c
-                }));
-            }
-            let go_cell = go.as_ref().map(|bin| match go_args(&row) {
-                Some((args, note)) => measure(
-                    &format!("go {}", row.label),
-                    repeat,
-                    row.metric,
-                    note,
-                    || {
-                        let mut c = Command::new(bin);
-                        c.args(&args);
+                let exe = exe.clone();
+                cmds.push(Ok((
+                    format!("{rt} {}", row.label),
+                    Box::new(move || {
+                        let mut c = Command::new(&exe);
+                        c.env(CHILD_ENV, &spec);
                         c
-                    },
-                ),
-                None => Cell::Na("n/a".into()),
-            });
+                    }),
+                    "",
+                )));
+            }
+            if let Some(bin) = &go {
+                cmds.push(match go_args(&row) {
+                    Some((args, note)) => {
+                        let bin = bin.clone();
+                        Ok((
+                            format!("go {}", row.label),
+                            Box::new(move || {
+                                let mut c = Command::new(&bin);
+                                c.args(&args);
+                                c
+                            }),
+                            note,
+                        ))
+                    }
+                    None => Err(Cell::Na("n/a".into())),
+                });
+            }
+            // Rounds alternate between the runtimes (A B C A B C ...): the machine's
+            // speed drifts, so run i of each column is taken side by side.
+            let mut runs: Vec<Result<Vec<BTreeMap<String, f64>>, String>> =
+                cmds.iter().map(|_| Ok(Vec::new())).collect();
+            for round in 1..=repeat {
+                for (c, out) in cmds.iter().zip(runs.iter_mut()) {
+                    let (Ok((what, make, _)), Ok(done)) = (c, out.as_mut()) else {
+                        continue;
+                    };
+                    match run_once(what, round, repeat, row.metric, make()) {
+                        Ok(m) => done.push(m),
+                        Err(f) => *out = Err(f),
+                    }
+                }
+            }
+            let mut cells: Vec<Cell> = cmds
+                .into_iter()
+                .zip(runs)
+                .map(|(c, r)| match (c, r) {
+                    (Err(na), _) => na,
+                    (Ok(_), Err(f)) => Cell::Fail(f),
+                    (Ok((_, _, note)), Ok(runs)) => merge(runs, row.metric, note),
+                })
+                .collect();
+            let go_cell = go.is_some().then(|| cells.pop().expect("Go's column"));
             table.push((row, cells, go_cell));
         }
     }
@@ -2065,7 +2137,7 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
     println!("{header}");
     println!("{rule}");
     let go_comparable = |cell: &Option<Cell>| match cell {
-        Some(c @ Cell::Ok(_, "")) => Some(c.clone()),
+        Some(c @ Cell::Ok(_, "", _)) => Some(c.clone()),
         _ => None,
     };
     let column = |rt: &str| RUNTIMES.iter().position(|r| *r == rt).expect("runtime");
@@ -2081,21 +2153,19 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
                 .unwrap_or_default();
             line.push_str(&format!(" {g} |"));
         }
-        let corun = cells[0].metric(row.metric);
-        let peers: Vec<Option<f64>> = row
-            .peers
-            .iter()
-            .map(|p| cells[column(p)].metric(row.metric))
-            .collect();
-        let mut r = ratio(corun, &peers, row.lower_is_better);
+        let peers: Vec<&Cell> = row.peers.iter().map(|p| &cells[column(p)]).collect();
+        let mut r = paired_ratio(&cells[0], &peers, row.lower_is_better);
         if row.peers != DEFAULT_PEERS && r != "-" {
             let names: Vec<&str> = row.peers.iter().map(|p| display_name(p)).collect();
             r.push_str(&format!(" (vs {})", names.join(", ")));
         }
         line.push_str(&format!(" {r} |"));
         if with_go {
-            let g = go_comparable(go_cell).and_then(|c| c.metric(row.metric));
-            line.push_str(&format!(" {} |", ratio(corun, &[g], row.lower_is_better)));
+            let r = match go_comparable(go_cell) {
+                Some(g) => paired_ratio(&cells[0], &[&g], row.lower_is_better),
+                None => "-".into(),
+            };
+            line.push_str(&format!(" {r} |"));
         }
         println!("{line}");
     }
@@ -2130,8 +2200,9 @@ fn print_table(table: &[(Row, Vec<Cell>, Option<Cell>)], with_go: bool) {
     }
     println!();
     println!(
-        "Figures are medians over the runs; ratios are corun's figure over the best peer \
-         (may, tokio, unless the ratio names its peer): below 1x is better for times and \
+        "Figures are medians over the runs, which alternate between runtimes round by \
+         round; ratios are the median over rounds of corun's figure over the best peer's in \
+         that round (may, tokio, unless the ratio names its peer): below 1x is better for times and \
          sizes, above 1x for throughput and speedup. w3's tokio uses bounded(1) channels, \
          w3u's unbounded ones (corun and may use unbounded channels in both); w3t is a plain \
          thread <-> coroutine round trip on corun, and crossbeam-channel between two plain \
