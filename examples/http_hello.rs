@@ -122,11 +122,16 @@ fn respond(req: &httparse::Request, out: &mut Vec<u8>, close: bool) {
         (Some("GET"), _) => ("404 Not Found", b"Not Found"),
         _ => ("405 Method Not Allowed", b"Method Not Allowed"),
     };
-    let conn = if close { "close" } else { "keep-alive" };
+    // Keep-alive is HTTP/1.1's default: only a 1.0 client needs to hear it.
+    let conn = match (close, req.version) {
+        (true, _) => "Connection: close\r\n",
+        (false, Some(0)) => "Connection: keep-alive\r\n",
+        (false, _) => "",
+    };
     // Content-Length lets the client find the end without a close.
     let _ = write!(
         out,
-        "HTTP/1.1 {status}\r\nServer: corun\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n",
+        "HTTP/1.1 {status}\r\nServer: corun\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{conn}\r\n",
         body.len()
     );
     out.extend_from_slice(body);
