@@ -1782,6 +1782,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `make_cmd()` `repeat` times (stopping at the first failure) and folds the
 /// results into a cell of medians.
+/// How to run one column of a row: its label, its command, a remark for its cell.
+type Runner = (String, Box<dyn Fn() -> Command>, &'static str);
+
 /// One run of one cell: its figures, or why it failed.
 fn run_once(
     what: &str,
@@ -2035,8 +2038,7 @@ fn parent_main() {
     for w in selected {
         for row in rows_for(w, w5_n) {
             // Column i of `cmds` is runtime i (then Go): how to run it, or why not.
-            let mut cmds: Vec<Result<(String, Box<dyn Fn() -> Command>, &'static str), Cell>> =
-                Vec::new();
+            let mut cmds: Vec<Result<Runner, Cell>> = Vec::new();
             for rt in RUNTIMES {
                 if let Some(reason) = not_run(rt, w) {
                     cmds.push(Err(Cell::Na(reason.into())));
