@@ -176,6 +176,7 @@ impl RuntimeBuilder {
         install_panic_hook();
         let extra = self.extra_threads.unwrap_or(workers);
         crate::sched::handoff::init_barriers();
+        crate::sched::wait::refresh_stamp();
         let mut pollers = Vec::with_capacity(workers + extra);
         let mut remotes = Vec::with_capacity(workers + extra);
         for _ in 0..workers + extra {

@@ -32,6 +32,7 @@ struct Seen {
 pub(crate) fn run(shared: Arc<Shared>) {
     // Sysmon never holds up a coroutine: for deadlock detection it is always idle.
     let _idle = super::deadlock::Asleep::enter();
+    super::wait::refresh_stamp();
     let mut dead = super::deadlock::Watch::default();
     let mut dumped = (shared.observer.sigquit_generation)();
     let start = Instant::now();
@@ -56,6 +57,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
             return;
         }
         let now = Instant::now();
+        super::wait::refresh_stamp();
         let mut acted = shared.fire_portable_timers(now) > 0;
         let mut stuck = 0;
         for (i, s) in seen.iter_mut().enumerate().take(shared.ms_started()) {

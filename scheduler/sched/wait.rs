@@ -9,6 +9,7 @@
 //! (saturating at 2^24 - 1; 0: no deadline).
 
 use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What a parked coroutine waits on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,6 +125,16 @@ pub(crate) fn coarse_ms() -> u32 {
         .wrapping_add(ts.tv_nsec as u64 / 1_000_000) as u32
 }
 
+/// [`coarse_ms`] as of the last sysmon round of any runtime: what a park stamps, so
+/// that a switch reads no clock (a vDSO call costs about a fifth of a yield). Stale
+/// by at most sysmon's longest sleep, 10 ms; a dump reads the clock itself.
+static STAMP: AtomicU32 = AtomicU32::new(0);
+
+/// Refreshes the stamp parks use (sysmon, every round; a runtime, when built).
+pub(crate) fn refresh_stamp() {
+    STAMP.store(coarse_ms(), Ordering::Relaxed);
+}
+
 const TIMEOUT_MAX: u64 = (1 << 24) - 1;
 
 /// The wait word for parking now on `reason`, until `deadline` if any.
@@ -135,7 +146,7 @@ pub(super) fn encode(reason: Reason, deadline: Option<Instant>) -> u64 {
             (d.saturating_duration_since(Instant::now()).as_millis() as u64).clamp(1, TIMEOUT_MAX)
         }
     };
-    reason as u64 | (coarse_ms() as u64) << 8 | timeout << 40
+    reason as u64 | (STAMP.load(Ordering::Relaxed) as u64) << 8 | timeout << 40
 }
 
 /// Whether a coroutine parked with this word waits, with no deadline, on a corun
@@ -203,6 +214,7 @@ mod tests {
         for (i, r) in REASONS.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
+        refresh_stamp();
         let w = encode(Reason::Sleep, Some(Instant::now() + Duration::from_secs(2)));
         let i = decode(w, coarse_ms().wrapping_add(500));
         assert_eq!(i.reason, Reason::Sleep);
