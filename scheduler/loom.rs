@@ -50,7 +50,7 @@ pub mod sync {
     /// Atomics; `std`'s, plus [`spin_loop_hint`].
     pub mod atomic {
         pub use std::sync::atomic::{
-            fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+            fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
         };
 
         /// Busy-wait hint (`std::hint::spin_loop`; a yield under loom).
@@ -108,7 +108,7 @@ pub mod sync {
     /// Atomics; loom's, plus [`spin_loop_hint`].
     pub mod atomic {
         pub use loom::sync::atomic::{
-            fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+            fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
         };
 
         /// Under loom a spin must yield so other model threads can run.

@@ -4,7 +4,9 @@
 //!
 //! Each switch into a coroutine gives it [`BUDGET`] operations. Channel sends,
 //! receives and selects, and `sync` lock acquisitions call [`consume`] first; once
-//! the budget is spent the next such call yields (the other runnable coroutines of
+//! the budget is spent, or earlier when the worker should switch (a coroutine woken
+//! by another thread waits in its inbox, or sysmon poked it: a timer is due, or this
+//! coroutine has run 10 ms), the next such call yields (the other runnable coroutines of
 //! the worker run, the budget refills when the coroutine runs again) and is counted
 //! in the metrics (`budget_yields`). A wait that parks refills it too, since the
 //! coroutine is switched in again afterwards. `try_` operations never count: they
@@ -29,6 +31,11 @@ pub(crate) fn consume() {
             }
             match w.budget.get() {
                 0 => {
+                    Counters::bump(&w.counters().budget_yields, 1);
+                    true
+                }
+                // A woken coroutine waits, a timer is due, or this one has run long.
+                _ if w.remote().should_yield() => {
                     Counters::bump(&w.counters().budget_yields, 1);
                     true
                 }

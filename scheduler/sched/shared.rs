@@ -8,7 +8,7 @@ use super::registry::{Registry, Started};
 use super::sleeper::Sleeper;
 use super::task::{G, UNSTARTED};
 use crate::coroutine::stack::StackPool;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +20,13 @@ pub(crate) struct Remote {
     /// Set under the inbox lock when this M exits: nothing is placed here after.
     inbox_closed: AtomicBool,
     pub(crate) inbox_len: AtomicUsize,
+    /// Set by sysmon for the running coroutine to yield at its next budget point
+    /// (`budget.rs`): [`POKE_TIMERS`] (a timer of this M is due), [`POKE_PREEMPT`]
+    /// (it has run 10 ms). The M clears it when it switches.
+    pub(super) poke: AtomicU8,
+    /// This M's earliest timer, in nanoseconds since the runtime's epoch (`u64::MAX`:
+    /// none), for sysmon to see that one is due while the M is busy.
+    pub(super) next_timer: AtomicU64,
     pub(super) sleeper: Sleeper,
     /// This worker's IO driver (the netpoller), as other threads reach it.
     pub(crate) io: Arc<dyn super::driver::DriverHandle>,
@@ -36,6 +43,8 @@ impl Remote {
             inbox: Mutex::new(Vec::new()),
             inbox_closed: AtomicBool::new(false),
             inbox_len: AtomicUsize::new(0),
+            poke: AtomicU8::new(0),
+            next_timer: AtomicU64::new(u64::MAX),
             sleeper: Sleeper::new(),
             io,
             claim: super::handoff::Claim::new(),
@@ -65,6 +74,21 @@ impl Remote {
         let mut q = self.inbox.lock();
         self.inbox_len.store(0, Ordering::Relaxed);
         into.extend(q.drain(..));
+    }
+}
+
+/// [`Remote::poke`]: a timer of the M is due.
+pub(super) const POKE_TIMERS: u8 = 1;
+/// [`Remote::poke`]: the running coroutine has run for sysmon's hog threshold.
+pub(super) const POKE_PREEMPT: u8 = 2;
+
+impl Remote {
+    /// Whether the running coroutine should yield at its next budget point: sysmon
+    /// poked this M, or a coroutine woken by another thread waits in its inbox (it
+    /// goes ahead of the ready ones, and should not wait a whole budget).
+    #[inline]
+    pub(super) fn should_yield(&self) -> bool {
+        self.poke.load(Ordering::Relaxed) != 0 || self.inbox_len.load(Ordering::Relaxed) != 0
     }
 }
 

@@ -2,22 +2,29 @@
 //!
 //! It sleeps 20 us, backing off to 10 ms while it finds nothing to do, and each
 //! time it wakes:
-//! - hands off the P of every M that has run one coroutine for more than
-//!   [`HOG`] without a switch (a CPU hog, or a call blocking its thread; see
-//!   `handoff.rs`), and says so once per episode on stderr;
+//! - asks the coroutine an M has run for [`HOG`] without a switch to yield at its
+//!   next budget point (Go's preemption, cooperatively), and when it has not done so
+//!   `PREEMPT_GRACE` later (a CPU loop with no budget point, or a call blocking its
+//!   thread), hands off the M's P (see `handoff.rs`) and says so once per episode
+//!   on stderr;
+//! - asks a busy M whose earliest timer is due to fire it (its running coroutine
+//!   yields at its next budget point);
 //! - fires the timers of `migratable` coroutines that are due (Ms fire them too;
 //!   sysmon makes sure they fire while every M is stuck);
 //! - when a P is free and portable work waits but no M is asleep to take it (all
 //!   are stuck or busy elsewhere), starts a new M, up to the runtime's cap of extra
 //!   threads.
 
-use super::shared::Shared;
+use super::shared::{Shared, POKE_PREEMPT, POKE_TIMERS};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an M may run one coroutine before sysmon hands its P to another M.
 pub(super) const HOG: Duration = Duration::from_millis(10);
+/// How long a coroutine asked to yield at `HOG` has (from sysmon's asking, which
+/// may come a sleep of sysmon's later) before its M counts as stuck.
+const PREEMPT_GRACE: Duration = Duration::from_millis(5);
 const MIN_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
 
@@ -26,6 +33,8 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 struct Seen {
     switches: u64,
     since: Instant,
+    /// When sysmon asked the running coroutine to yield (`POKE_PREEMPT`).
+    poked: Option<Instant>,
     warned: bool,
 }
 
@@ -40,6 +49,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         Seen {
             switches: 0,
             since: start,
+            poked: None,
             warned: false,
         };
         shared.remotes.len()
@@ -60,8 +70,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
         super::wait::refresh_stamp();
         let mut acted = shared.fire_portable_timers(now) > 0;
         let mut stuck = 0;
+        let now_ns = now.saturating_duration_since(shared.epoch).as_nanos() as u64;
         for (i, s) in seen.iter_mut().enumerate().take(shared.ms_started()) {
             let r = &shared.remotes[i];
+            // A timer due on an M that is busy: its running coroutine yields at its
+            // next budget point and the M fires it (an idle M sleeps until it).
+            if r.next_timer.load(Ordering::Relaxed) <= now_ns
+                && r.counters.running.load(Ordering::Relaxed) != 0
+                && r.poke.load(Ordering::Relaxed) & POKE_TIMERS == 0
+            {
+                r.poke.fetch_or(POKE_TIMERS, Ordering::Relaxed);
+            }
             let switches = r.counters.switches.load(Ordering::Relaxed);
             // `running` is the id of the coroutine the M switched to last, cleared
             // when it sleeps or waits for a P: with no switch since, it is still in
@@ -70,11 +89,23 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 *s = Seen {
                     switches,
                     since: now,
+                    poked: None,
                     warned: false,
                 };
                 continue;
             }
             if now.duration_since(s.since) < HOG {
+                continue;
+            }
+            // Go's preemption at 10 ms, cooperatively: it yields at its next budget
+            // point. Only one that does not is stuck (a blocking call, or a loop
+            // with no budget point): its P goes, with a warning.
+            let poked = *s.poked.get_or_insert_with(|| {
+                r.poke.fetch_or(POKE_PREEMPT, Ordering::Relaxed);
+                now
+            });
+            if now.duration_since(poked) < PREEMPT_GRACE {
+                acted = true; // look again soon
                 continue;
             }
             stuck += 1;

@@ -8,8 +8,8 @@
 //! milliseconds of the coarse monotonic clock (mod 2^32), `timeout` in milliseconds
 //! (saturating at 2^24 - 1; 0: no deadline).
 
-use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// What a parked coroutine waits on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

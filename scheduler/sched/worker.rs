@@ -5,16 +5,24 @@
 //! | queue     | holds                                   | who takes from it        |
 //! |-----------|-----------------------------------------|--------------------------|
 //! | `runnext` | the one just woken or spawned here      | this worker, next        |
+//! | `woken`   | started ones woken by timers, IO or     | this worker, before      |
+//! |           | other threads (via the inbox)           | `pinned` (bounded)       |
 //! | `pinned`  | started coroutines (bound to this M)    | this worker only         |
 //! | P's ring  | portable: unstarted or migratable       | the P's M, or stolen     |
 //! | inbox     | started ones woken by other threads     | this worker only         |
 //! | injector  | portable work from outside; overflow    | any worker               |
 //!
-//! The order (`next_task`): `runnext` (inheriting the time slice, at most
-//! `RUNNEXT_STREAK` in a row), the injector every 61 ticks, the inbox, `pinned` and
-//! the ring alternately, due timers, a batch from the injector, then stealing half of
-//! a random victim P's ring. Finding nothing, the worker sleeps (see `idle.rs`) until
-//! work arrives or its earliest timer is due.
+//! The order (`next_task`): timers sysmon saw due, `runnext` (inheriting the time
+//! slice, at most `RUNNEXT_STREAK` in a row), the injector every 61 ticks, the inbox
+//! taken into `woken`, then `woken` (at most `WOKEN_STREAK` in a row) and `pinned`
+//! alternating with the ring, due timers, a batch from the injector, then stealing
+//! half of a random victim P's ring. Finding nothing, the worker sleeps (see
+//! `idle.rs`) until work arrives or its earliest timer is due.
+//!
+//! A woken coroutine goes ahead of the ready ones (Go's `runnext` does the same),
+//! and the running one yields at its next budget point when one waits in the inbox
+//! or sysmon pokes the M (a timer due, or 10 ms in one coroutine): so a deadline or
+//! a reply is not held up by a queue of busy neighbours.
 
 use super::context;
 use super::counters::Counters;
@@ -34,6 +42,8 @@ use std::time::{Duration, Instant};
 
 /// How many times in a row `runnext` may run before the queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
+/// How many woken coroutines in a row may run before `pinned` gets a turn.
+const WOKEN_STREAK: u32 = 16;
 /// Rounds of ~32 spin hints a searcher waits for work before it sleeps (~10 us).
 const SPIN_ROUNDS: u32 = 100;
 /// After this many fruitless spins in a row, a worker skips spinning...
@@ -49,6 +59,8 @@ pub(crate) struct Worker {
     /// The coroutine running now (set around each resume).
     pub(crate) current: Cell<Option<std::ptr::NonNull<super::task::Task>>>,
     runnext: Cell<Option<G>>,
+    woken: RefCell<VecDeque<G>>,
+    woken_streak: Cell<u32>,
     pinned: RefCell<VecDeque<G>>,
     /// Scratch space for taking in the inbox (kept for its capacity).
     inbox_buf: RefCell<VecDeque<G>>,
@@ -82,6 +94,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         index,
         current: Cell::new(None),
         runnext: Cell::new(None),
+        woken: RefCell::new(VecDeque::with_capacity(64)),
+        woken_streak: Cell::new(0),
         pinned: RefCell::new(VecDeque::with_capacity(256)),
         inbox_buf: RefCell::new(VecDeque::new()),
         timers: RefCell::new(Timers::default()),
@@ -122,7 +136,7 @@ impl Worker {
 
     /// This worker's shared part.
     #[inline]
-    fn remote(&self) -> &super::shared::Remote {
+    pub(super) fn remote(&self) -> &super::shared::Remote {
         // `index` is checked against `remotes` when the worker is made, so this
         // indexing never fails; `get_unchecked` is not worth an `unsafe` here.
         &self.shared.remotes[self.index]
@@ -216,6 +230,12 @@ impl Worker {
     // ---- choosing what runs next ----
 
     fn next_task(&self) -> Option<G> {
+        let poke = &self.remote().poke;
+        if poke.load(Ordering::Relaxed) != 0
+            && poke.swap(0, Ordering::Relaxed) & super::shared::POKE_TIMERS != 0
+        {
+            self.fire_timers();
+        }
         if let Some(g) = self.runnext.take() {
             if self.streak.get() < RUNNEXT_STREAK {
                 self.streak.set(self.streak.get() + 1);
@@ -273,22 +293,32 @@ impl Worker {
         }
     }
 
-    /// Pops from `pinned`, after taking in the inbox.
+    /// Pops a coroutine bound to this M, after taking in the inbox: a woken one
+    /// first, unless `WOKEN_STREAK` ran in a row; else `pinned`'s head.
     fn pop_pinned(&self) -> Option<G> {
         let remote = self.remote();
         if remote.inbox_len.load(Ordering::Acquire) != 0 {
-            let mut woken = std::mem::take(&mut *self.inbox_buf.borrow_mut());
-            remote.take_inbox(&mut woken);
-            for g in woken.drain(..) {
+            let mut inbox = std::mem::take(&mut *self.inbox_buf.borrow_mut());
+            remote.take_inbox(&mut inbox);
+            for g in inbox.drain(..) {
                 // A coroutine placed here (`placement.rs`) starts now, so that its
                 // worker's load counts it at once.
                 if g.header.is_started() || self.start(&g) {
-                    self.pinned.borrow_mut().push_back(g);
+                    self.woken.borrow_mut().push_back(g);
                 }
             }
-            *self.inbox_buf.borrow_mut() = woken;
+            *self.inbox_buf.borrow_mut() = inbox;
         }
-        self.pinned.borrow_mut().pop_front()
+        let streak = self.woken_streak.get();
+        if streak < WOKEN_STREAK {
+            if let Some(g) = self.woken.borrow_mut().pop_front() {
+                self.woken_streak.set(streak + 1);
+                return Some(g);
+            }
+        }
+        self.woken_streak.set(0);
+        let g = self.pinned.borrow_mut().pop_front();
+        g.or_else(|| self.woken.borrow_mut().pop_front())
     }
 
     /// Takes a batch of up to half a queue from the injector; returns one.
@@ -363,6 +393,7 @@ impl Worker {
             timers.expire(Instant::now(), |g| v.push(g));
             v
         };
+        self.publish_next_timer(&timers);
         drop(timers);
         let n = due.len();
         for g in due {
@@ -405,15 +436,18 @@ impl Worker {
         self.current.get().map(|t| unsafe { t.as_ref() }.header.id)
     }
 
-    /// A coroutine woken on this thread. From a coroutine: `runnext`; from the
-    /// scheduler itself (timers, shutdown): the back of its queue.
+    /// A coroutine woken on this thread runs next (`runnext`, Go's order for
+    /// timers, IO and channels alike). The one it displaces waits in the back of
+    /// the queue that fits; from the scheduler itself (timers, IO) that is `woken`
+    /// for a started one, still ahead of the ready ones.
     pub(super) fn push_woken(&self, g: G) {
-        if self.current.get().is_some() {
-            if let Some(old) = self.runnext.replace(Some(g)) {
-                self.push_back(old);
-            }
+        let Some(old) = self.runnext.replace(Some(g)) else {
+            return;
+        };
+        if self.current.get().is_none() && old.header.is_started() && !old.header.migratable {
+            self.woken.borrow_mut().push_back(old);
         } else {
-            self.push_back(g);
+            self.push_back(old);
         }
     }
 
@@ -464,7 +498,17 @@ impl Worker {
     }
 
     pub(super) fn add_timer(&self, deadline: Instant, g: G) {
-        self.timers.borrow_mut().add(deadline, g);
+        let mut timers = self.timers.borrow_mut();
+        timers.add(deadline, g);
+        self.publish_next_timer(&timers);
+    }
+
+    /// Tells sysmon when this M's earliest timer is due (it pokes the M then).
+    fn publish_next_timer(&self, timers: &Timers) {
+        let at = timers.next_deadline().map_or(u64::MAX, |d| {
+            d.saturating_duration_since(self.shared.epoch).as_nanos() as u64
+        });
+        self.remote().next_timer.store(at, Ordering::Relaxed);
     }
 
     // ---- running a coroutine ----
@@ -782,6 +826,7 @@ impl Worker {
         // The ring through its stealing end: this runs in user code too
         // (`park::may_spin`), where the P may be gone already.
         has || !self.pinned.borrow().is_empty()
+            || !self.woken.borrow().is_empty()
             || self
                 .p
                 .get()
