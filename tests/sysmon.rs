@@ -155,3 +155,58 @@ fn after_the_hog_the_stuck_worker_takes_a_p_again_and_runs_its_own_coroutines() 
     assert!(same_thread, "a started coroutine changed thread");
     assert!(rt.metrics().handoffs >= 1);
 }
+
+/// The hog warning says what held the worker, judged by the thread's CPU clock: a
+/// coroutine blocked in a system call, then (a second later: one line a second at
+/// most) one that computes with no yield point.
+#[test]
+fn the_warning_tells_a_blocking_call_from_a_computing_loop() {
+    let out = support::ChildTest::new("child_warnings").output();
+    support::assert_child_done(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("corun:")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("'sleeper'") && l.contains("has been blocked in a system call")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("'spinner'") && l.contains("has computed on worker")),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "run as a child by the_warning_tells_a_blocking_call_from_a_computing_loop"]
+fn child_warnings() {
+    if !support::is_child("child_warnings") {
+        return;
+    }
+    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let sleeper = corun::Builder::new()
+        .name("sleeper")
+        .spawn_on(rt.handle(), || {
+            std::thread::sleep(Duration::from_millis(300))
+        })
+        .unwrap();
+    sleeper.join().unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let stop = stop.clone();
+        corun::Builder::new()
+            .name("spinner")
+            .spawn_on(rt.handle(), move || {
+                let t0 = Instant::now();
+                while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_millis(300) {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap()
+    };
+    spinner.join().unwrap();
+    support::child_done();
+}

@@ -8,12 +8,13 @@
 //! | M | [`worker`] (`Worker`) | an OS thread running coroutines; started Gs are bound to it |
 //! | P | [`p`] (`P`), [`handoff`] (`Ps`) | the ring, stack cache, tick, rng an M needs to run Gs; sysmon hands a stuck M's P to another |
 //! | runnext | `Worker::runnext` | the G just woken or spawned here: it runs next |
+//! | woken | `Worker::woken` | started Gs woken by timers, IO or other threads, displaced from runnext: ahead of `pinned` |
 //! | pinned | `Worker::pinned` | started Gs bound to this M, runnable; never stolen |
 //! | ring | [`queue`], `P::steal` | a P's unstarted or migratable Gs: stealable by other Ms |
 //! | inbox | `Remote::inbox` ([`shared`]) | this M's started Gs woken by other threads |
 //! | injector | [`inject`] | Gs from outside the runtime, and ring overflow |
 //! | idle, spinning | [`idle`], [`sleeper`] | how Ms sleep, search for work and wake |
-//! | sysmon | [`sysmon`] | the monitor thread: hog warnings, P hand-off, deadlock checks |
+//! | sysmon | [`sysmon`] | the monitor thread: preemption requests, hog warnings (judged by [`thread_clock`]), P hand-off, deadlock checks |
 //! | park / unpark | [`park`] | how anything waits; the only door clients use |
 //! | netpoller | [`driver`] | the IO an idle M sleeps in; `netpoll` implements it |
 //! | timers | [`timers`] | deadlines of parked Gs, per M (and shared for migratable Gs) |
@@ -43,6 +44,7 @@ pub(crate) mod sleeper;
 pub(crate) mod spawn_error;
 pub(crate) mod sysmon;
 pub(crate) mod task;
+mod thread_clock;
 mod timers;
 pub(crate) mod wait;
 pub(crate) mod worker;

@@ -27,6 +27,8 @@ pub(crate) struct Remote {
     /// This M's earliest timer, in nanoseconds since the runtime's epoch (`u64::MAX`:
     /// none), for sysmon to see that one is due while the M is busy.
     pub(super) next_timer: AtomicU64,
+    /// The M's thread, as sysmon samples it (`thread_clock.rs`).
+    pub(super) thread: super::thread_clock::ThreadClock,
     pub(super) sleeper: Sleeper,
     /// This worker's IO driver (the netpoller), as other threads reach it.
     pub(crate) io: Arc<dyn super::driver::DriverHandle>,
@@ -45,6 +47,7 @@ impl Remote {
             inbox_len: AtomicUsize::new(0),
             poke: AtomicU8::new(0),
             next_timer: AtomicU64::new(u64::MAX),
+            thread: super::thread_clock::ThreadClock::new(),
             sleeper: Sleeper::new(),
             io,
             claim: super::handoff::Claim::new(),

@@ -16,6 +16,7 @@
 //!   threads.
 
 use super::shared::{Shared, POKE_PREEMPT, POKE_TIMERS};
+use super::thread_clock::Verdict;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,8 +34,9 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 struct Seen {
     switches: u64,
     since: Instant,
-    /// When sysmon asked the running coroutine to yield (`POKE_PREEMPT`).
-    poked: Option<Instant>,
+    /// When sysmon asked the running coroutine to yield (`POKE_PREEMPT`), and the
+    /// thread's CPU time then.
+    poked: Option<(Instant, Option<Duration>)>,
     warned: bool,
 }
 
@@ -57,6 +59,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut delay = MIN_DELAY;
     let mut idle_rounds = 0u32;
     let mut starved_rounds = 0u32;
+    let mut warnings = RateLimit::default();
     loop {
         let mut wake_at = Instant::now() + delay;
         if let Some(d) = shared.next_portable_deadline() {
@@ -100,9 +103,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
             // Go's preemption at 10 ms, cooperatively: it yields at its next budget
             // point. Only one that does not is stuck (a blocking call, or a loop
             // with no budget point): its P goes, with a warning.
-            let poked = *s.poked.get_or_insert_with(|| {
+            let (poked, cpu0) = *s.poked.get_or_insert_with(|| {
                 r.poke.fetch_or(POKE_PREEMPT, Ordering::Relaxed);
-                now
+                (now, r.thread.cpu_time())
             });
             if now.duration_since(poked) < PREEMPT_GRACE {
                 acted = true; // look again soon
@@ -117,23 +120,16 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 }
                 if !s.warned {
                     s.warned = true;
-                    let id = r.counters.running.load(Ordering::Relaxed);
-                    // The registry holds started coroutines with their names (a
-                    // migratable one is only named by id).
-                    let label = r
-                        .registry
-                        .lock()
-                        .iter()
-                        .find(|e| e.g.header.id == id)
-                        .map_or_else(|| format!("#{id}"), |e| e.g.header.label());
-                    eprintln!(
-                        "corun: coroutine {label} has held worker {i} for {} ms without a switch; \
-                         its P went to another thread, but the coroutines started on worker {i} \
-                         wait for it (they never change thread: see docs/safety.md). If it \
-                         blocks, run the call in corun::blocking(..); if it computes, call \
-                         corun::yield_now() in its loop.",
-                        now.duration_since(s.since).as_millis()
-                    );
+                    // Judged over the grace period: the thread's CPU time then.
+                    let cpu = cpu0
+                        .zip(r.thread.cpu_time())
+                        .map(|(a, b)| b.saturating_sub(a));
+                    let verdict = r.thread.verdict(now.duration_since(poked), cpu);
+                    if let Some(line) =
+                        hog_warning(&shared, i, now.duration_since(s.since), verdict)
+                    {
+                        warnings.say(now, &line);
+                    }
                 }
             }
         }
@@ -172,6 +168,69 @@ pub(crate) fn run(shared: Arc<Shared>) {
             if idle_rounds > 50 {
                 delay = (delay * 2).min(MAX_DELAY);
             }
+        }
+    }
+}
+
+/// The warning for M `i`, whose coroutine has gone `held` without a switch and
+/// ignored the request to yield; `None` when the OS, not the coroutine, held it up.
+fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> Option<String> {
+    let r = &shared.remotes[i];
+    let id = r.counters.running.load(Ordering::Relaxed);
+    // The registry holds started coroutines with their names (a migratable one is
+    // only named by id).
+    let label = r
+        .registry
+        .lock()
+        .iter()
+        .find(|e| e.g.header.id == id)
+        .map_or_else(|| format!("#{id}"), |e| e.g.header.label());
+    let ms = held.as_millis();
+    let why = match verdict {
+        Verdict::Descheduled => return None,
+        Verdict::Computing => format!(
+            "coroutine {label} has computed on worker {i} for {ms} ms without reaching a \
+             yield point (a channel or lock operation, IO, yield_now); call \
+             corun::yield_now() in its loop"
+        ),
+        Verdict::Blocked => format!(
+            "coroutine {label} has been blocked in a system call on worker {i} for {ms} ms; \
+             run the call in corun::blocking(..)"
+        ),
+        Verdict::Unknown => format!(
+            "coroutine {label} has held worker {i} for {ms} ms without a switch; if it \
+             blocks, run the call in corun::blocking(..); if it computes, call \
+             corun::yield_now() in its loop"
+        ),
+    };
+    Some(format!(
+        "corun: {why}. Its P went to another thread, but the coroutines started on worker \
+         {i} wait for it (they never change thread: see docs/safety.md)."
+    ))
+}
+
+/// At most one warning line a second; the lines held back are counted in the next.
+#[derive(Default)]
+struct RateLimit {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl RateLimit {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn say(&mut self, now: Instant, line: &str) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.held_back += 1;
+            return;
+        }
+        self.last = Some(now);
+        match std::mem::take(&mut self.held_back) {
+            0 => eprintln!("{line}"),
+            n => eprintln!("{line} ({n} more such warnings held back in the last second.)"),
         }
     }
 }

@@ -111,6 +111,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         shutting_down: Cell::new(false),
         poller: RefCell::new(poller),
     };
+    w.remote().thread.record_current();
     w.set_p(w.shared.ps.held(index));
     {
         // Cleared however this block is left, before `w` is dropped.
