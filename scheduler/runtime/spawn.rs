@@ -142,7 +142,11 @@ impl Builder {
 pub(super) fn submit(rt: &Shared, g: G) -> io::Result<()> {
     rt.spawn(g).map_err(|_| {
         io::Error::other("the corun runtime is shutting down: it no longer accepts new coroutines (spawn before dropping the Runtime)")
-    })
+    })?;
+    // A loop that only spawns still yields when sysmon asks (it is no hog) or a
+    // woken coroutine waits.
+    crate::sched::budget::checkpoint();
+    Ok(())
 }
 
 /// Spawns a coroutine running `f` and returns its handle; see [`Builder::spawn`].

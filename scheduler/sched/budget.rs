@@ -9,7 +9,8 @@
 //! coroutine has run 10 ms), the next such call yields (the other runnable coroutines of
 //! the worker run, the budget refills when the coroutine runs again) and is counted
 //! in the metrics (`budget_yields`). A wait that parks refills it too, since the
-//! coroutine is switched in again afterwards. `try_` operations never count: they
+//! coroutine is switched in again afterwards. A spawn is a [`checkpoint`]: it yields
+//! only when the worker should switch, and counts nothing. `try_` operations never count: they
 //! never wait. The budget lives in the worker, not the coroutine: it is the
 //! coroutine's only while it runs.
 
@@ -20,6 +21,19 @@ pub(super) const BUDGET: u32 = 128;
 /// it is spent. Does nothing outside a coroutine. Not a cancellation point.
 #[inline]
 pub(crate) fn consume() {
+    step(true);
+}
+
+/// Yields if the worker should switch now (a woken coroutine waits, or sysmon asked),
+/// without counting an operation: a spawn, which would otherwise make a loop of
+/// spawns yield every `BUDGET` for nothing.
+#[inline]
+pub(crate) fn checkpoint() {
+    step(false);
+}
+
+#[inline]
+fn step(count: bool) {
     #[cfg(not(loom))]
     {
         use super::context;
@@ -30,7 +44,7 @@ pub(crate) fn consume() {
                 return false;
             }
             match w.budget.get() {
-                0 => {
+                0 if count => {
                     Counters::bump(&w.counters().budget_yields, 1);
                     true
                 }
@@ -40,7 +54,9 @@ pub(crate) fn consume() {
                     true
                 }
                 b => {
-                    w.budget.set(b - 1);
+                    if count {
+                        w.budget.set(b - 1);
+                    }
                     false
                 }
             }
