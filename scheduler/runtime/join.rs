@@ -36,6 +36,8 @@ impl<T> JoinHandle<T> {
     /// instead of returning (see [`crate::Cancelled`]).
     pub fn join(self) -> thread::Result<T> {
         crate::sched::cancel::checkpoint_current();
+        // A loop joining finished coroutines never parks: it yields when asked.
+        crate::sched::budget::checkpoint();
         let h = &self.g.header;
         // SAFETY: `join` consumes the only handle, so this is the only joiner.
         if !h.is_finished() && unsafe { h.set_joiner(Waiter::current()) } {

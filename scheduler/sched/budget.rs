@@ -9,8 +9,8 @@
 //! coroutine has run 10 ms), the next such call yields (the other runnable coroutines of
 //! the worker run, the budget refills when the coroutine runs again) and is counted
 //! in the metrics (`budget_yields`). A wait that parks refills it too, since the
-//! coroutine is switched in again afterwards. A spawn is a [`checkpoint`]: it yields
-//! only when the worker should switch, and counts nothing. `try_` operations never count: they
+//! coroutine is switched in again afterwards. A spawn and a `join` are [`checkpoint`]s: they yield
+//! only when the worker should switch, and count nothing. `try_` operations never count: they
 //! never wait. The budget lives in the worker, not the coroutine: it is the
 //! coroutine's only while it runs.
 
