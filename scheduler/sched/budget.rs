@@ -29,6 +29,12 @@ pub(crate) fn consume() {
 /// spawns yield every `BUDGET` for nothing.
 #[inline]
 pub(crate) fn checkpoint() {
+    // A spawn is not among a migratable coroutine's blocking points (its `unsafe`
+    // contract lists them): it must not move there, so it never yields there.
+    #[cfg(not(loom))]
+    if super::context::with_current(|t| t.header.migratable) == Some(true) {
+        return;
+    }
     step(false);
 }
 

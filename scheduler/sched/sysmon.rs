@@ -118,21 +118,21 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 if let Some(w) = to {
                     shared.unpark_worker(w);
                 }
-                if !s.warned {
+            }
+            if !s.warned {
+                // Judged on the thread's CPU time since sysmon asked it to yield; a
+                // thread the OS kept off the CPU is judged again next round.
+                let cpu = cpu0
+                    .zip(r.thread.cpu_time())
+                    .map(|(a, b)| b.saturating_sub(a));
+                let verdict = r.thread.verdict(now.duration_since(poked), cpu);
+                if let Some(line) = hog_warning(&shared, i, now.duration_since(s.since), verdict) {
                     s.warned = true;
-                    // Judged over the grace period: the thread's CPU time then.
-                    let cpu = cpu0
-                        .zip(r.thread.cpu_time())
-                        .map(|(a, b)| b.saturating_sub(a));
-                    let verdict = r.thread.verdict(now.duration_since(poked), cpu);
-                    if let Some(line) =
-                        hog_warning(&shared, i, now.duration_since(s.since), verdict)
-                    {
-                        warnings.say(now, &line);
-                    }
+                    warnings.say(now, line);
                 }
             }
         }
+        warnings.flush(now);
         // An M is stuck, a P is free, portable work waits, and nobody asleep could be
         // woken to take it: every other M is stuck or busy. Seen twice in a row (an M
         // may be on its way to sleep), start a new M.
@@ -209,28 +209,46 @@ fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> O
     ))
 }
 
-/// At most one warning line a second; the lines held back are counted in the next.
+/// At most one warning line a second; the first held back is printed when the
+/// second is over, with how many more there were.
 #[derive(Default)]
 struct RateLimit {
     last: Option<Instant>,
+    pending: Option<String>,
     held_back: u64,
 }
 
 impl RateLimit {
     const EVERY: Duration = Duration::from_secs(1);
 
-    fn say(&mut self, now: Instant, line: &str) {
-        if self
-            .last
+    fn recent(&self, now: Instant) -> bool {
+        self.last
             .is_some_and(|t| now.duration_since(t) < Self::EVERY)
-        {
-            self.held_back += 1;
+    }
+
+    fn say(&mut self, now: Instant, line: String) {
+        if self.recent(now) {
+            match self.pending {
+                None => self.pending = Some(line),
+                Some(_) => self.held_back += 1,
+            }
             return;
         }
         self.last = Some(now);
-        match std::mem::take(&mut self.held_back) {
-            0 => eprintln!("{line}"),
-            n => eprintln!("{line} ({n} more such warnings held back in the last second.)"),
+        eprintln!("{line}");
+    }
+
+    /// Prints what was held back, once its second is over.
+    fn flush(&mut self, now: Instant) {
+        if self.recent(now) {
+            return;
+        }
+        if let Some(line) = self.pending.take() {
+            self.last = Some(now);
+            match std::mem::take(&mut self.held_back) {
+                0 => eprintln!("{line}"),
+                n => eprintln!("{line} ({n} more such warnings held back in the last second.)"),
+            }
         }
     }
 }

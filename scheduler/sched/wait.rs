@@ -127,7 +127,8 @@ pub(crate) fn coarse_ms() -> u32 {
 
 /// [`coarse_ms`] as of the last sysmon round of any runtime: what a park stamps, so
 /// that a switch reads no clock (a vDSO call costs about a fifth of a yield). Stale
-/// by at most sysmon's longest sleep, 10 ms; a dump reads the clock itself.
+/// by sysmon's longest sleep, 10 ms, while sysmon runs freely (longer while it
+/// prints, and frozen after shutdown); a dump reads the clock itself.
 static STAMP: AtomicU32 = AtomicU32::new(0);
 
 /// Refreshes the stamp parks use (sysmon, every round; a runtime, when built).
@@ -195,7 +196,11 @@ pub(crate) struct WaitInfo {
 pub(crate) fn decode(word: u64, now_ms: u32) -> WaitInfo {
     let since = (word >> 8) as u32;
     let timeout = word >> 40;
-    let waited = now_ms.wrapping_sub(since) as u64;
+    // A park stamped after `now_ms` was read would wrap to ~49 days: count it as 0.
+    let waited = match now_ms.wrapping_sub(since) {
+        w if w > i32::MAX as u32 => 0,
+        w => w as u64,
+    };
     WaitInfo {
         reason: Reason::from_u8(word as u8),
         waited: Duration::from_millis(waited),

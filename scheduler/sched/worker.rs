@@ -61,6 +61,9 @@ pub(crate) struct Worker {
     runnext: Cell<Option<G>>,
     woken: RefCell<VecDeque<G>>,
     woken_streak: Cell<u32>,
+    /// The next coroutine woken from the scheduler displaces `runnext` (see
+    /// `push_woken`).
+    urgent: Cell<bool>,
     pinned: RefCell<VecDeque<G>>,
     /// Scratch space for taking in the inbox (kept for its capacity).
     inbox_buf: RefCell<VecDeque<G>>,
@@ -96,6 +99,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
         runnext: Cell::new(None),
         woken: RefCell::new(VecDeque::with_capacity(64)),
         woken_streak: Cell::new(0),
+        urgent: Cell::new(false),
         pinned: RefCell::new(VecDeque::with_capacity(256)),
         inbox_buf: RefCell::new(VecDeque::new()),
         timers: RefCell::new(Timers::default()),
@@ -235,14 +239,18 @@ impl Worker {
         if poke.load(Ordering::Relaxed) != 0
             && poke.swap(0, Ordering::Relaxed) & super::shared::POKE_TIMERS != 0
         {
+            // The earliest timer is late already: it goes ahead even of `runnext`.
+            self.urgent.set(true);
             self.fire_timers();
+            self.urgent.set(false);
         }
         if let Some(g) = self.runnext.take() {
             if self.streak.get() < RUNNEXT_STREAK {
                 self.streak.set(self.streak.get() + 1);
                 return Some(g);
             }
-            self.push_back(g);
+            // Its turn is over, not its place ahead of the ready ones.
+            self.push_woken_back(g);
         }
         self.streak.set(0);
         let Some(p) = self.held() else {
@@ -261,7 +269,7 @@ impl Worker {
             return Some(g);
         }
         if self.fire_timers() > 0 {
-            if let Some(g) = self.pop_own(p, tick) {
+            if let Some(g) = self.runnext.take().or_else(|| self.pop_own(p, tick)) {
                 return Some(g);
             }
         }
@@ -272,7 +280,7 @@ impl Worker {
         // work only this M can run, and a searcher that finds it would wake a
         // sleeping M for nothing.
         if self.poll_net() {
-            if let Some(g) = self.pop_own(p, tick) {
+            if let Some(g) = self.runnext.take().or_else(|| self.pop_own(p, tick)) {
                 return Some(g);
             }
         }
@@ -437,18 +445,39 @@ impl Worker {
         self.current.get().map(|t| unsafe { t.as_ref() }.header.id)
     }
 
-    /// A coroutine woken on this thread runs next (`runnext`, Go's order for
-    /// timers, IO and channels alike). The one it displaces waits in the back of
-    /// the queue that fits; from the scheduler itself (timers, IO) that is `woken`
-    /// for a started one, still ahead of the ready ones.
+    /// A coroutine woken on this thread. From a coroutine it runs next (`runnext`,
+    /// Go's order), the one it displaces going to the back of its queue. From the
+    /// scheduler (timers, IO, shutdown) it takes `runnext` if that is free or it is
+    /// the earliest timer fired by sysmon's poke (`urgent`), else it waits in order
+    /// at the back of `woken`, still ahead of the ready ones.
     pub(super) fn push_woken(&self, g: G) {
-        let Some(old) = self.runnext.replace(Some(g)) else {
+        if self.current.get().is_some() {
+            if let Some(old) = self.runnext.replace(Some(g)) {
+                self.push_back(old);
+            }
             return;
+        }
+        let urgent = self.urgent.replace(false);
+        let g = match self.runnext.take() {
+            None => g,
+            Some(old) if urgent => {
+                self.push_woken_back(old);
+                g
+            }
+            Some(old) => {
+                self.runnext.set(Some(old));
+                return self.push_woken_back(g);
+            }
         };
-        if self.current.get().is_none() && old.header.is_started() && !old.header.migratable {
-            self.woken.borrow_mut().push_back(old);
+        self.runnext.set(Some(g));
+    }
+
+    /// To the back of `woken` if started here, else the back of its queue.
+    fn push_woken_back(&self, g: G) {
+        if g.header.is_started() && !g.header.migratable {
+            self.woken.borrow_mut().push_back(g);
         } else {
-            self.push_back(old);
+            self.push_back(g);
         }
     }
 
@@ -507,7 +536,8 @@ impl Worker {
     /// Tells sysmon when this M's earliest timer is due (it pokes the M then).
     fn publish_next_timer(&self, timers: &Timers) {
         let at = timers.next_deadline().map_or(u64::MAX, |d| {
-            d.saturating_duration_since(self.shared.epoch).as_nanos() as u64
+            let ns = d.saturating_duration_since(self.shared.epoch).as_nanos();
+            u64::try_from(ns).unwrap_or(u64::MAX - 1)
         });
         self.remote().next_timer.store(at, Ordering::Relaxed);
     }
