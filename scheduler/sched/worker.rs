@@ -239,10 +239,7 @@ impl Worker {
         if poke.load(Ordering::Relaxed) != 0
             && poke.swap(0, Ordering::Relaxed) & super::shared::POKE_TIMERS != 0
         {
-            // The earliest timer is late already: it goes ahead even of `runnext`.
-            self.urgent.set(true);
             self.fire_timers();
-            self.urgent.set(false);
         }
         if let Some(g) = self.runnext.take() {
             if self.streak.get() < RUNNEXT_STREAK {
@@ -405,9 +402,13 @@ impl Worker {
         self.publish_next_timer(&timers);
         drop(timers);
         let n = due.len();
-        for g in due {
+        for (i, g) in due.into_iter().enumerate() {
+            // The earliest is due already: it goes ahead even of `runnext`; the
+            // rest wait in order in `woken` (see `push_woken`).
+            self.urgent.set(i == 0);
             park::unpark(&g);
         }
+        self.urgent.set(false);
         n + portable
     }
 
@@ -448,8 +449,8 @@ impl Worker {
     /// A coroutine woken on this thread. From a coroutine it runs next (`runnext`,
     /// Go's order), the one it displaces going to the back of its queue. From the
     /// scheduler (timers, IO, shutdown) it takes `runnext` if that is free or it is
-    /// the earliest timer fired by sysmon's poke (`urgent`), else it waits in order
-    /// at the back of `woken`, still ahead of the ready ones.
+    /// the earliest of the timers firing now (`urgent`), else it waits in order at
+    /// the back of `woken`, still ahead of the ready ones.
     pub(super) fn push_woken(&self, g: G) {
         if self.current.get().is_some() {
             if let Some(old) = self.runnext.replace(Some(g)) {
