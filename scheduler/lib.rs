@@ -42,6 +42,28 @@
 //!   [`metrics`] counts what the scheduler did; `CORUN_SCHEDTRACE=<ms>` prints Go's
 //!   schedtrace line; `CORUN_STACK_STATS=1` measures stack use ([`stack_high_water`]).
 //!
+//!
+//! # When things go wrong
+//!
+//! - **A panic** in a coroutine ends that coroutine only; its `join()` returns the
+//!   payload. corun's panic hook prints `coroutine 'name' (#id) panicked (on
+//!   corun-worker-N):` and chains to the hook installed before the first runtime
+//!   (yours, or std's, which prints the message and, with `RUST_BACKTRACE=1`, the
+//!   backtrace of the coroutine's own stack). A hook you install later replaces
+//!   corun's: name the coroutine in it with [`current()`]`.name()`.
+//! - **A stack overflow** aborts the process with `coroutine 'name' overflowed its
+//!   stack of N KiB` and the fix. Stacks are [`DEFAULT_STACK_SIZE`] (256 KiB) unless
+//!   set with [`Builder::stack_size`] (one coroutine) or
+//!   [`RuntimeBuilder::stack_size`] (every coroutine of a runtime). A stack is
+//!   reserved address space plus a guard page: only the pages a coroutine touches
+//!   use memory (4 KiB at least), and finished coroutines' stacks are pooled.
+//!   `CORUN_STACK_STATS=1` (or [`RuntimeBuilder::stack_stats`]) measures how much of
+//!   its stack each coroutine touched ([`stack_high_water`], [`dump`]).
+//! - **A coroutine that computes without a yield point, or blocks its thread** is
+//!   asked by sysmon to yield after 10 ms; if it does not, its worker's queue moves
+//!   to another thread, and stderr says which coroutine, whether it computed or was
+//!   blocked in a system call, and the fix ([`yield_now`], [`blocking()`]).
+//!
 //! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
 //! contract.
 #![warn(missing_docs)]

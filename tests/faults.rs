@@ -293,6 +293,9 @@ fn stack_overflow_is_reported_and_aborts() {
         .unwrap_or_else(|| panic!("no overflow report in stderr:\n{stderr}"));
     assert!(line.contains("deep"), "{line}");
     assert!(line.contains("64 KiB"), "{line}");
+    // And how to fix it.
+    assert!(stderr.contains("Builder::stack_size"), "{stderr}");
+    assert!(stderr.contains("CORUN_STACK_STATS=1"), "{stderr}");
 }
 
 #[test]
@@ -573,4 +576,68 @@ fn asan_sees_into_coroutines() {
             ),
         }
     }
+}
+
+// ---- panic hooks and backtraces ----
+
+#[test]
+#[ignore = "helper: run in a child process by a_hook_installed_before_the_runtime_sees_coroutine_panics"]
+fn child_hook_before_runtime() {
+    if !is_child("child_hook_before_runtime") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let name = corun::current().name().map(str::to_owned);
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .unwrap_or("?");
+        eprintln!("APP-HOOK saw {msg} in {name:?}");
+    }));
+    let rt = corun::Runtime::builder().workers(1).build().unwrap();
+    let h = corun::Builder::new()
+        .name("hooked")
+        .spawn_on(rt.handle(), || -> () { panic!("hook-kaboom") })
+        .unwrap();
+    assert!(h.join().is_err());
+    child_done();
+}
+
+#[test]
+fn a_hook_installed_before_the_runtime_sees_coroutine_panics() {
+    let out = run_child("child_hook_before_runtime");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains(CHILD_DONE),
+        "child failed: {stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("coroutine 'hooked'") && stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let hook = stderr
+        .lines()
+        .find(|l| l.starts_with("APP-HOOK"))
+        .unwrap_or_else(|| panic!("the application's hook was not called:\n{stderr}"));
+    assert!(
+        hook.contains("hook-kaboom") && hook.contains("Some(\"hooked\")"),
+        "{hook}"
+    );
+}
+
+#[test]
+fn rust_backtrace_prints_the_coroutines_backtrace() {
+    let out = support::ChildTest::new("child_named_panic")
+        .env("RUST_BACKTRACE", "1")
+        .output();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains(CHILD_DONE),
+        "child failed: {stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("stack backtrace:"), "{stderr}");
+    // The frames are the coroutine's stack, down to where its worker entered it.
+    assert!(stderr.contains("corun::sched::task::Cell"), "{stderr}");
+    assert!(stderr.contains("corun::sched::worker::run"), "{stderr}");
 }

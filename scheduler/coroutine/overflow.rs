@@ -217,7 +217,29 @@ fn report(info: &OverflowInfo) -> ! {
     buf.push(b" overflowed its stack of ");
     buf.push_num(info.stack_kib as u64);
     buf.push(b" KiB\n");
-    let mut out = buf.as_bytes();
+    write_all(buf.as_bytes());
+    let hint = HINT.load(Ordering::Acquire);
+    if !hint.is_null() {
+        // SAFETY: a non-null `HINT` points to a `&'static [u8]` in static memory
+        // (`set_hint`), never freed or changed.
+        write_all(unsafe { *hint });
+    }
+    // SAFETY: abort is async-signal-safe and never returns.
+    unsafe { libc::abort() }
+}
+
+/// What to do about an overflow, printed after the report; set by whoever builds on
+/// this layer (the runtime names its own stack-size settings).
+static HINT: AtomicPtr<&'static [u8]> = AtomicPtr::new(ptr::null_mut());
+
+/// Sets the line printed after an overflow report (it should end with a newline).
+/// The handler only reads it: nothing is formatted or allocated there.
+pub fn set_hint(hint: &'static &'static [u8]) {
+    HINT.store(ptr::from_ref(hint).cast_mut(), Ordering::Release);
+}
+
+/// Writes `out` to stderr with `write(2)` alone (async-signal-safe).
+fn write_all(mut out: &[u8]) {
     while !out.is_empty() {
         // SAFETY: writing an initialised buffer to fd 2; async-signal-safe.
         let n = unsafe { libc::write(2, out.as_ptr().cast(), out.len()) };
@@ -226,8 +248,6 @@ fn report(info: &OverflowInfo) -> ! {
         }
         out = &out[n as usize..];
     }
-    // SAFETY: abort is async-signal-safe and never returns.
-    unsafe { libc::abort() }
 }
 
 /// Hands a fault that is not ours to the action installed before ours.

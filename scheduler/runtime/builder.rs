@@ -173,6 +173,7 @@ impl RuntimeBuilder {
         let stacks = StackPool::new(self.stack_size)?;
         crate::netpoll::raise_fd_limit();
         crate::coroutine::overflow::install();
+        crate::coroutine::overflow::set_hint(&OVERFLOW_FIX);
         install_panic_hook();
         let extra = self.extra_threads.unwrap_or(workers);
         crate::sched::handoff::init_barriers();
@@ -281,6 +282,13 @@ fn schedtrace_from_env() -> io::Result<Duration> {
         Err(_) => Ok(Duration::ZERO),
     }
 }
+
+/// What the overflow report adds (`coroutine/overflow.rs` prints it as is).
+static OVERFLOW_FIX: &[u8] = b"  give it a bigger stack: corun::Builder::stack_size(bytes) \
+for one coroutine, corun::RuntimeBuilder::stack_size(bytes) for every coroutine of a \
+runtime (default 256 KiB), corun::Generator::with_stack_size for a generator; \
+CORUN_STACK_STATS=1 shows how much of its stack a coroutine used \
+(corun::stack_high_water, corun::dump)\n";
 
 fn workers_from_env() -> io::Result<usize> {
     match std::env::var("CORUN_WORKERS") {
@@ -515,27 +523,23 @@ pub(crate) fn current_or_default() -> Handle {
     default_handle().clone()
 }
 
-/// Names the coroutine in panic messages: `coroutine 'name' (#id) panicked at ...`.
+/// Names the coroutine in panic messages (`coroutine 'name' (#id) panicked (on ...):`), then
+/// chains to the hook installed before.
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let Some(label) = context::with_current(|t| t.header.label()) else {
-                return prev(info);
-            };
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| info.payload().downcast_ref::<String>().map(|s| s.as_str()))
-                .unwrap_or("Box<dyn Any>");
-            let at = info
-                .location()
-                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-                .unwrap_or_default();
-            let worker = thread::current().name().unwrap_or("?").to_owned();
-            eprintln!("coroutine {label} panicked{at} (on {worker}):\n{msg}");
+            // Names the coroutine, then chains: to the application's hook if it
+            // installed one before, else to std's, which prints the message, the
+            // location and, with RUST_BACKTRACE, the backtrace of the coroutine's
+            // own stack. (A hook installed later replaces this one: it can name the
+            // coroutine with `corun::current()`.)
+            if let Some(label) = context::with_current(|t| t.header.label()) {
+                let worker = thread::current().name().unwrap_or("?").to_owned();
+                eprintln!("coroutine {label} panicked (on {worker}):");
+            }
+            prev(info)
         }));
     });
 }
