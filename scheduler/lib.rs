@@ -100,6 +100,7 @@ pub use sched::cancel::Cancelled;
 pub use sched::deadlock::Deadlock;
 pub use sched::local::{AccessError, LocalKey};
 pub use sched::spawn_error::SpawnError;
+pub use sched::warnings::Warnings;
 pub use time::{sleep, sleep_until};
 
 /// Spawns a coroutine running the closure; shorthand for [`spawn`].

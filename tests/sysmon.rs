@@ -210,3 +210,40 @@ fn child_warnings() {
     spinner.join().unwrap();
     support::child_done();
 }
+
+/// Warnings go through the route the builder names, and are counted in the metrics
+/// whatever the route.
+#[test]
+fn warnings_go_to_the_callback_and_are_counted() {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = lines.clone();
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .warnings(corun::Warnings::Callback(Arc::new(move |l: &str| {
+            log.lock().unwrap().push(l.to_owned())
+        })))
+        .build()
+        .unwrap();
+    rt.spawn(|| std::thread::sleep(Duration::from_millis(200)))
+        .join()
+        .unwrap();
+    let m = rt.metrics();
+    let got = lines.lock().unwrap().clone();
+    assert_eq!(m.stalls_blocked, 1, "{m:?} {got:?}");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("corun: ") && got[0].contains("blocked in a system call"),
+        "{got:?}"
+    );
+
+    let quiet = corun::Runtime::builder()
+        .workers(1)
+        .warnings(corun::Warnings::Off)
+        .build()
+        .unwrap();
+    quiet
+        .spawn(|| std::thread::sleep(Duration::from_millis(200)))
+        .join()
+        .unwrap();
+    assert_eq!(quiet.metrics().stalls_blocked, 1);
+}

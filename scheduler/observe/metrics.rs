@@ -90,6 +90,16 @@ pub struct Metrics {
     pub blocking_threads: usize,
     /// Workers' run queues handed to another thread (by sysmon; 0 until it exists).
     pub handoffs: u64,
+    /// Coroutines that held their worker past sysmon's request to yield, computing
+    /// with no yield point (judged by the thread's CPU clock).
+    pub stalls_computing: u64,
+    /// The same, blocked in a system call.
+    pub stalls_blocked: u64,
+    /// The same, the cause unknown (the thread's clock or state unreadable).
+    pub stalls_unknown: u64,
+    /// Workers that went without a switch only because the OS ran other threads
+    /// (no warning is given for these).
+    pub stalls_descheduled: u64,
 }
 
 impl Metrics {
@@ -182,5 +192,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         threads: ms.len() + 1 + shared.monitor.load(Ordering::Relaxed) as usize,
         blocking_threads: crate::blocking::threads(),
         handoffs: shared.handoffs.load(Ordering::Relaxed),
+        stalls_computing: shared.stalls.computing.load(Ordering::Relaxed),
+        stalls_blocked: shared.stalls.blocked.load(Ordering::Relaxed),
+        stalls_unknown: shared.stalls.unknown.load(Ordering::Relaxed),
+        stalls_descheduled: shared.stalls.descheduled.load(Ordering::Relaxed),
     }
 }

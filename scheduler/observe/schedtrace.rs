@@ -96,13 +96,15 @@ fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar), every: Duration) {
 /// [0 3] live=12 steals=4 handoffs=0 budgetyields=0`
 ///
 /// (one line): time since the runtime started, workers (Ps), workers asleep, the
-/// runtime's threads, workers searching for work, the global queue, each worker's
+/// runtime's threads (workers, extra threads sysmon started, sysmon), workers
+/// searching for work, the global queue, each worker's
 /// local queue, live coroutines, steals, queue hand-offs (sysmon's, 0 until it
 /// exists), yields forced by the cooperative budget.
 pub(super) fn schedtrace_line(shared: &Shared) -> String {
     let m = super::metrics::snapshot(shared);
     let (awake, searching) = shared.idle.snapshot();
-    let workers = m.workers.len();
+    // Ps, not Ms: the extra threads sysmon starts for hand-offs count as threads.
+    let workers = shared.workers;
     let mut s = format!(
         "SCHED {}ms: workers={} idleprocs={} threads={} spinningthreads={} runqueue={} [",
         shared.epoch.elapsed().as_millis(),
@@ -112,7 +114,7 @@ pub(super) fn schedtrace_line(shared: &Shared) -> String {
         searching,
         m.global_queue,
     );
-    for (i, w) in m.workers.iter().enumerate() {
+    for (i, w) in m.workers.iter().take(workers).enumerate() {
         if i > 0 {
             s.push(' ');
         }

@@ -38,6 +38,8 @@ pub struct RuntimeBuilder {
     name: String,
     schedtrace: Option<Duration>,
     stack_stats: Option<bool>,
+    warnings: crate::Warnings,
+    warn_after: Duration,
 }
 
 impl RuntimeBuilder {
@@ -79,6 +81,28 @@ impl RuntimeBuilder {
     /// ```
     pub fn deadlock(mut self, mode: Deadlock) -> Self {
         self.deadlock = Some(mode);
+        self
+    }
+
+    /// Where warnings go when a coroutine holds its worker (see [`crate::Warnings`]):
+    /// stderr (the default), nowhere, or a callback. At most one a second is given.
+    pub fn warnings(mut self, to: crate::Warnings) -> Self {
+        self.warnings = to;
+        self
+    }
+
+    /// How long a coroutine must have held its worker without a switch before a
+    /// warning is given (default 15 ms: sysmon asks it to yield at 10 ms and waits
+    /// 5 ms; a shorter threshold has no effect). The events are counted in
+    /// [`crate::Metrics`] either way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = corun::Runtime::builder().warn_after(Duration::from_millis(100)).build().unwrap();
+    /// assert_eq!(rt.metrics().stalls_computing, 0);
+    /// ```
+    pub fn warn_after(mut self, held: Duration) -> Self {
+        self.warn_after = held;
         self
     }
 
@@ -215,6 +239,9 @@ impl RuntimeBuilder {
             workers,
             parked_untimed: AtomicUsize::new(0),
             deadlock: self.deadlock.unwrap_or_else(Deadlock::from_env),
+            warnings: self.warnings,
+            warn_after: self.warn_after,
+            stalls: Default::default(),
             epoch: std::time::Instant::now(),
             stack_stats,
             stack_high_water_max: crate::loom::sync::atomic::AtomicUsize::new(0),
@@ -326,6 +353,8 @@ impl Runtime {
             workers: None,
             extra_threads: None,
             deadlock: None,
+            warnings: crate::Warnings::Stderr,
+            warn_after: Duration::ZERO,
             stack_size: DEFAULT_STACK_SIZE,
             name: "corun".into(),
             schedtrace: None,

@@ -47,4 +47,5 @@ pub(crate) mod task;
 mod thread_clock;
 mod timers;
 pub(crate) mod wait;
+pub(crate) mod warnings;
 pub(crate) mod worker;

@@ -149,6 +149,21 @@ pub(crate) struct Shared {
     /// Coroutines parked on a corun primitive with no timeout (see `deadlock.rs`).
     pub(crate) parked_untimed: AtomicUsize,
     pub(crate) deadlock: super::deadlock::Deadlock,
+    /// Where sysmon's warnings go, and how long a coroutine must have held its worker
+    /// before one is given.
+    pub(crate) warnings: super::warnings::Warnings,
+    pub(crate) warn_after: std::time::Duration,
+    /// Workers held past the request to yield, by what held them (sysmon's verdict).
+    pub(crate) stalls: Stalls,
+}
+
+/// Counts of workers that did not yield when asked, by cause (`thread_clock.rs`).
+#[derive(Default)]
+pub(crate) struct Stalls {
+    pub(crate) computing: AtomicU64,
+    pub(crate) blocked: AtomicU64,
+    pub(crate) unknown: AtomicU64,
+    pub(crate) descheduled: AtomicU64,
 }
 
 impl Shared {

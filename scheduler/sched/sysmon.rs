@@ -38,6 +38,8 @@ struct Seen {
     /// thread's CPU time then.
     poked: Option<(Instant, Option<Duration>)>,
     warned: bool,
+    /// Counted once as descheduled this episode.
+    descheduled: bool,
 }
 
 pub(crate) fn run(shared: Arc<Shared>) {
@@ -53,13 +55,14 @@ pub(crate) fn run(shared: Arc<Shared>) {
             since: start,
             poked: None,
             warned: false,
+            descheduled: false,
         };
         shared.remotes.len()
     ];
     let mut delay = MIN_DELAY;
     let mut idle_rounds = 0u32;
     let mut starved_rounds = 0u32;
-    let mut warnings = RateLimit::default();
+    let mut warnings = super::warnings::Route::new(shared.warnings.clone());
     loop {
         let mut wake_at = Instant::now() + delay;
         if let Some(d) = shared.next_portable_deadline() {
@@ -94,6 +97,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     since: now,
                     poked: None,
                     warned: false,
+                    descheduled: false,
                 };
                 continue;
             }
@@ -119,15 +123,28 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     shared.unpark_worker(w);
                 }
             }
-            if !s.warned {
+            if !s.warned && now.duration_since(s.since) >= shared.warn_after {
                 // Judged on the thread's CPU time since sysmon asked it to yield; a
                 // thread the OS kept off the CPU is judged again next round.
                 let cpu = cpu0
                     .zip(r.thread.cpu_time())
                     .map(|(a, b)| b.saturating_sub(a));
                 let verdict = r.thread.verdict(now.duration_since(poked), cpu);
-                if let Some(line) = hog_warning(&shared, i, now.duration_since(s.since), verdict) {
-                    s.warned = true;
+                let count = match verdict {
+                    Verdict::Computing => &shared.stalls.computing,
+                    Verdict::Blocked => &shared.stalls.blocked,
+                    Verdict::Unknown => &shared.stalls.unknown,
+                    Verdict::Descheduled if s.descheduled => continue,
+                    Verdict::Descheduled => {
+                        s.descheduled = true;
+                        shared.stalls.descheduled.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                s.warned = true;
+                count.fetch_add(1, Ordering::Relaxed);
+                if warnings.is_on() {
+                    let line = hog_warning(&shared, i, now.duration_since(s.since), verdict);
                     warnings.say(now, line);
                 }
             }
@@ -173,8 +190,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
 }
 
 /// The warning for M `i`, whose coroutine has gone `held` without a switch and
-/// ignored the request to yield; `None` when the OS, not the coroutine, held it up.
-fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> Option<String> {
+/// ignored the request to yield (not for a thread the OS descheduled).
+fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> String {
     let r = &shared.remotes[i];
     let id = r.counters.running.load(Ordering::Relaxed);
     // The registry holds started coroutines with their names (a migratable one is
@@ -187,7 +204,6 @@ fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> O
         .map_or_else(|| format!("#{id}"), |e| e.g.header.label());
     let ms = held.as_millis();
     let why = match verdict {
-        Verdict::Descheduled => return None,
         Verdict::Computing => format!(
             "coroutine {label} has computed on worker {i} for {ms} ms without reaching a \
              yield point (a channel or lock operation, IO, yield_now); call \
@@ -197,58 +213,14 @@ fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> O
             "coroutine {label} has been blocked in a system call on worker {i} for {ms} ms; \
              run the call in corun::blocking(..)"
         ),
-        Verdict::Unknown => format!(
+        Verdict::Unknown | Verdict::Descheduled => format!(
             "coroutine {label} has held worker {i} for {ms} ms without a switch; if it \
              blocks, run the call in corun::blocking(..); if it computes, call \
              corun::yield_now() in its loop"
         ),
     };
-    Some(format!(
+    format!(
         "corun: {why}. Its P went to another thread, but the coroutines started on worker \
          {i} wait for it (they never change thread: see docs/safety.md)."
-    ))
-}
-
-/// At most one warning line a second; the first held back is printed when the
-/// second is over, with how many more there were.
-#[derive(Default)]
-struct RateLimit {
-    last: Option<Instant>,
-    pending: Option<String>,
-    held_back: u64,
-}
-
-impl RateLimit {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    fn recent(&self, now: Instant) -> bool {
-        self.last
-            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
-    }
-
-    fn say(&mut self, now: Instant, line: String) {
-        if self.recent(now) {
-            match self.pending {
-                None => self.pending = Some(line),
-                Some(_) => self.held_back += 1,
-            }
-            return;
-        }
-        self.last = Some(now);
-        eprintln!("{line}");
-    }
-
-    /// Prints what was held back, once its second is over.
-    fn flush(&mut self, now: Instant) {
-        if self.recent(now) {
-            return;
-        }
-        if let Some(line) = self.pending.take() {
-            self.last = Some(now);
-            match std::mem::take(&mut self.held_back) {
-                0 => eprintln!("{line}"),
-                n => eprintln!("{line} ({n} more such warnings held back in the last second.)"),
-            }
-        }
-    }
+    )
 }
