@@ -190,8 +190,13 @@ fn metrics_add_up() {
     assert_eq!(m.finished(), 1, "{m:?}");
     assert_eq!(m.spawned(), m.finished() + m.live as u64, "{m:?}");
     assert_eq!(m.workers.iter().map(|w| w.spawned).sum::<u64>(), 20);
-    assert_eq!(m.handoffs, 0);
-    assert_eq!(m.threads, 3, "two workers and sysmon");
+    // Hand-off runs on wall time, and a loaded machine (CI under ASan) can keep a
+    // worker thread off the CPU for 15 ms: then sysmon may have started a thread.
+    if m.handoffs == 0 {
+        assert_eq!(m.threads, 3, "two workers and sysmon");
+    } else {
+        assert_eq!(m.threads, m.workers.len() + 1, "the Ms started and sysmon");
+    }
     assert!(m.stack_high_water_max.is_none());
     for i in 0..40 {
         tx.send(i).unwrap();
