@@ -22,6 +22,22 @@ fn hog(rt: &corun::Runtime, stop: Arc<AtomicBool>) -> corun::JoinHandle<u64> {
     })
 }
 
+/// Spawns `n` coroutines running `f` and waits until all have started.
+fn hog_every_worker_with<T: Send + 'static>(
+    rt: &corun::Runtime,
+    n: usize,
+    f: fn() -> T,
+) -> Vec<corun::JoinHandle<T>> {
+    let hs: Vec<_> = (0..n).map(|_| rt.spawn(f)).collect();
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            rt.metrics().workers.iter().map(|w| w.started).sum::<u64>() >= n as u64
+        }),
+        "they did not start"
+    );
+    hs
+}
+
 /// Spawns `n` hogs and waits until each has started on its own worker.
 fn hog_every_worker(
     rt: &corun::Runtime,
@@ -246,4 +262,54 @@ fn warnings_go_to_the_callback_and_are_counted() {
         .join()
         .unwrap();
     assert_eq!(quiet.metrics().stalls_blocked, 1);
+}
+
+/// An M whose P was handed off while it was stuck gets a P back once it returns,
+/// even while the Ms holding the Ps never sleep (their coroutines keep yielding):
+/// Ps go round the Ms whose coroutines need them.
+#[test]
+fn a_worker_back_from_a_blocking_call_gets_a_p_while_others_stay_busy() {
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .extra_threads(1)
+        .warnings(corun::Warnings::Off)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The worker stuck in a blocking call: its P goes, and an extra thread takes it
+    // for the coroutines spawned meanwhile.
+    let blocked = hog_every_worker_with(&rt, 1, || {
+        std::thread::sleep(Duration::from_millis(150));
+        let back = Instant::now();
+        corun::yield_now(); // needs its M to hold a P again
+        back.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    // Busy coroutines that never let their workers sleep, spawned while it blocks.
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            rt.spawn(move || {
+                let t0 = Instant::now();
+                while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(10) {
+                    corun::yield_now();
+                }
+            })
+        })
+        .collect();
+    let waited = blocked
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .max()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    let m = rt.metrics();
+    println!(
+        "back from the blocking call, it ran again after {waited:?} (handoffs {}, threads {})",
+        m.handoffs, m.threads
+    );
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
 }

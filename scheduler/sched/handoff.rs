@@ -160,6 +160,11 @@ impl Ps {
         None
     }
 
+    /// The M that has waited longest for a P, if any.
+    pub(super) fn first_waiter(&self) -> Option<usize> {
+        self.state.lock().waiting.front().copied()
+    }
+
     /// M `me` stops waiting for a P (shutdown).
     pub(super) fn cancel_wait(&self, me: usize) {
         self.state.lock().waiting.retain(|&w| w != me);

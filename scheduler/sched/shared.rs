@@ -84,6 +84,9 @@ impl Remote {
 pub(super) const POKE_TIMERS: u8 = 1;
 /// [`Remote::poke`]: the running coroutine has run for sysmon's hog threshold.
 pub(super) const POKE_PREEMPT: u8 = 2;
+/// [`Remote::poke`]: an M with coroutines of its own waits for a P; give this one
+/// back at the next switch (Ps go round the Ms that need them).
+pub(super) const POKE_HANDBACK: u8 = 4;
 
 impl Remote {
     /// Whether the running coroutine should yield at its next budget point: sysmon

@@ -15,7 +15,7 @@
 //!   are stuck or busy elsewhere), starts a new M, up to the runtime's cap of extra
 //!   threads.
 
-use super::shared::{Shared, POKE_PREEMPT, POKE_TIMERS};
+use super::shared::{Shared, POKE_HANDBACK, POKE_PREEMPT, POKE_TIMERS};
 use super::thread_clock::Verdict;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,6 +63,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut idle_rounds = 0u32;
     let mut starved_rounds = 0u32;
     let mut warnings = super::warnings::Route::new(shared.warnings.clone());
+    let (mut last_handback, mut handback_next) = (start, 0usize);
     loop {
         let mut wake_at = Instant::now() + delay;
         if let Some(d) = shared.next_portable_deadline() {
@@ -150,6 +151,27 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
         }
         warnings.flush(now);
+        // An M whose coroutines are stuck behind a missing P (its own was handed off
+        // while it was stuck, and the Ms holding the Ps never sleep): every HOG, one
+        // holder gives its P back at its next switch, so Ps go round.
+        if now.duration_since(last_handback) >= HOG {
+            if let Some(w) = shared.ps.first_waiter() {
+                if shared.remotes[w].registry.len() > 0 {
+                    let ms = shared.ms_started();
+                    let holder = (1..=ms)
+                        .map(|k| (handback_next + k) % ms)
+                        .find(|&i| i != w && shared.ps.held(i).is_some());
+                    if let Some(i) = holder {
+                        shared.remotes[i]
+                            .poke
+                            .fetch_or(POKE_HANDBACK, Ordering::Relaxed);
+                        handback_next = i;
+                        last_handback = now;
+                        acted = true;
+                    }
+                }
+            }
+        }
         // An M is stuck, a P is free, portable work waits, and nobody asleep could be
         // woken to take it: every other M is stuck or busy. Seen twice in a row (an M
         // may be on its way to sleep), start a new M.

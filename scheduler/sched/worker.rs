@@ -236,10 +236,17 @@ impl Worker {
 
     fn next_task(&self) -> Option<G> {
         let poke = &self.remote().poke;
-        if poke.load(Ordering::Relaxed) != 0
-            && poke.swap(0, Ordering::Relaxed) & super::shared::POKE_TIMERS != 0
-        {
-            self.fire_timers();
+        if poke.load(Ordering::Relaxed) != 0 {
+            let poke = poke.swap(0, Ordering::Relaxed);
+            if poke & super::shared::POKE_HANDBACK != 0 && self.shared.ps.first_waiter().is_some() {
+                // Another M's coroutines wait for a P: this one goes round to it,
+                // and this M queues for the next.
+                self.release_p();
+                self.wait_for_p();
+            }
+            if poke & super::shared::POKE_TIMERS != 0 {
+                self.fire_timers();
+            }
         }
         if let Some(g) = self.runnext.take() {
             if self.streak.get() < RUNNEXT_STREAK {
