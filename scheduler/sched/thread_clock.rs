@@ -11,7 +11,7 @@ use std::time::Duration;
 /// What sysmon concludes about a thread that has not switched for a while.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// It ran on a CPU most of the time: the coroutine computes.
+    /// It ran on a CPU a third of the time or more: the coroutine computes.
     Computing,
     /// It slept in the kernel: a blocking system call.
     Blocked,
@@ -87,7 +87,8 @@ impl ThreadClock {
     /// Judges `wall` of no switch in which the thread used `cpu` of CPU time.
     pub(crate) fn verdict(&self, wall: Duration, cpu: Option<Duration>) -> Verdict {
         match cpu {
-            Some(c) if c * 2 >= wall => Verdict::Computing,
+            // A third: a loop still computes on a box the OS shares three ways.
+            Some(c) if c * 3 >= wall => Verdict::Computing,
             Some(_) => match self.state() {
                 Some(b'R') => Verdict::Descheduled,
                 Some(b'S' | b'D') => Verdict::Blocked,
