@@ -18,10 +18,13 @@
 //! (seconds before a client is killed, default 120), `GO` (the Go toolchain, default
 //! `/tmp/corun-anchors/go-venv/bin/go`; without one, corun's row runs alone).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{announced, env_or, median, Killed};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,29 +36,12 @@ const IN_FLIGHT: usize = 1000;
 const DEFAULT_GO: &str = "/tmp/corun-anchors/go-venv/bin/go";
 const GO_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/go/echo_server.go");
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// What one run measured.
 #[derive(Clone, Copy)]
 struct Run {
     roundtrips_per_s: f64,
     p99_us: f64,
     server_hwm_kb: f64,
-}
-
-/// A child process killed when dropped, panics included.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {
@@ -125,16 +111,6 @@ fn main() {
             m(|r| r.p99_us),
             m(|r| r.server_hwm_kb)
         );
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -215,15 +191,7 @@ fn run_once(server: &mut Command, me: &Path, conns: u64) -> Run {
             .spawn()
             .expect("start the server"),
     );
-    let mut line = String::new();
-    BufReader::new(srv.0.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("server address");
-    let addr = line
-        .trim()
-        .strip_prefix("LISTEN ")
-        .unwrap_or_else(|| panic!("server announced {line:?}, not `LISTEN addr`"))
-        .to_owned();
+    let addr = announced(&mut srv.0);
     let mut client = Killed(
         Command::new(me)
             .env(CHILD_ENV, "client")

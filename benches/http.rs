@@ -15,8 +15,10 @@
 //! (rounds, default 5), `HTTP_CONNS` (default 100). Needs Debian's `wrk`
 //! (`apt-get install wrk`); without it the bench says so and exits.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{announced, env_or, median, Killed};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../examples/http_hello.rs"]
@@ -36,31 +38,12 @@ const RATIOS: [(&str, &str); 3] = [
     ("corun_naive", "may_minihttp"),
 ];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One `wrk` run: requests/s, and CPU seconds per wall second of server and `wrk`.
 #[derive(Clone, Copy)]
 struct Run {
     rps: f64,
     server_cpu: f64,
     wrk_cpu: f64,
-}
-
-/// The server children; killed on the way out, panics included.
-struct Servers(Vec<Child>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn main() {
@@ -75,7 +58,7 @@ fn main() {
     let repeat = env_or("HTTP_REPEAT", 5).max(1) as usize;
     let conns = env_or("HTTP_CONNS", 100);
     let me = std::env::current_exe().expect("own path");
-    let mut children = Servers(Vec::new());
+    let mut children: Vec<Killed> = Vec::new();
     let mut urls = Vec::new();
     for server in SERVERS {
         let mut child = Command::new(&me)
@@ -83,12 +66,8 @@ fn main() {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start a server child");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("server address");
-        children.0.push(child);
-        let addr = line.trim().trim_start_matches("LISTEN ").to_string();
+        let addr = announced(&mut child);
+        children.push(Killed(child));
         urls.push(format!("http://{addr}/"));
     }
     // Warm-up: connections, stacks, caches.
@@ -99,7 +78,7 @@ fn main() {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); SERVERS.len()];
     for round in 1..=repeat {
         for (i, server) in SERVERS.iter().enumerate() {
-            let pid = children.0[i].id();
+            let pid = children[i].0.id();
             let cpu0 = proc_cpu_secs(pid);
             let t0 = Instant::now();
             let (rps, wrk_secs) = wrk(&urls[i], secs, conns);
@@ -137,16 +116,6 @@ fn main() {
         let (ra, rb) = (&runs[index(a)], &runs[index(b)]);
         let ratio = median(ra.iter().zip(rb).map(|(x, y)| x.rps / y.rps).collect());
         println!("| {a} / {b} | {ratio:.2}x |");
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

@@ -16,7 +16,9 @@
 //! `RESP_REPEAT` (rounds, default 5). Needs Debian's `redis-server` and
 //! `redis-benchmark`; without them the bench says how to install them and exits.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{announced, env_or, median, Killed};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,25 +27,6 @@ use std::time::{Duration, Instant};
 const SERVERS: [&str; 2] = ["corun", "redis-server"];
 const COMMANDS: [&str; 2] = ["SET", "GET"];
 const CLIENTS: u64 = 50;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The server children; killed on the way out, panics included.
-struct Servers(Vec<Child>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn main() {
     let missing: Vec<&str> = ["redis-server", "redis-benchmark"]
@@ -60,14 +43,14 @@ fn main() {
     let n = env_or("RESP_N", 200_000).max(1);
     let repeat = env_or("RESP_REPEAT", 5).max(1) as usize;
     let example = build_example();
-    let mut children = Servers(Vec::new());
+    let mut children: Vec<Killed> = Vec::new();
     let mut ports = Vec::new();
     for server in SERVERS {
         let (child, port) = match server {
             "corun" => start_corun(&example),
             _ => start_redis(),
         };
-        children.0.push(child);
+        children.push(Killed(child));
         ports.push(port);
     }
     // Warm-up: connections, stacks, allocator.
@@ -100,16 +83,6 @@ fn main() {
             median(ours.clone()),
             median(theirs.clone())
         );
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -150,15 +123,10 @@ fn start_corun(example: &Path) -> (Child, u16) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start resp_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("resp_server's address");
+    let line = announced(&mut child);
     let addr: SocketAddr = line
-        .split_whitespace()
-        .last()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in resp_server's line {line:?}"));
+        .parse()
+        .unwrap_or_else(|_| panic!("resp_server announced {line:?}, not an address"));
     (child, addr.port())
 }
 
