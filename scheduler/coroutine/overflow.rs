@@ -220,8 +220,8 @@ fn report(info: &OverflowInfo) -> ! {
     write_all(buf.as_bytes());
     let hint = HINT.load(Ordering::Acquire);
     if !hint.is_null() {
-        // SAFETY: a non-null `HINT` points to a `&'static [u8]` in static memory
-        // (`set_hint`), never freed or changed.
+        // SAFETY: a non-null `HINT` came from a `&'static &'static [u8]` (`set_hint`):
+        // never freed, and shared, so never changed.
         write_all(unsafe { *hint });
     }
     // SAFETY: abort is async-signal-safe and never returns.

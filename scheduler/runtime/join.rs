@@ -33,7 +33,8 @@ impl<T> JoinHandle<T> {
     /// ```
     ///
     /// `join` is a cancellation point: in a coroutine that is cancelled it unwinds
-    /// instead of returning (see [`crate::Cancelled`]).
+    /// instead of returning (see [`crate::Cancelled`]). Like any wait, it may let
+    /// the worker's other coroutines run, even when the coroutine has ended.
     pub fn join(self) -> thread::Result<T> {
         crate::sched::cancel::checkpoint_current();
         // A loop joining finished coroutines never parks: it yields when asked.

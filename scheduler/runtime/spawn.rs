@@ -152,7 +152,10 @@ pub(super) fn submit(rt: &Shared, g: G) -> io::Result<()> {
 /// Spawns a coroutine running `f` and returns its handle; see [`Builder::spawn`].
 ///
 /// Inside a coroutine it spawns onto that coroutine's runtime; from a plain thread
-/// onto the default runtime, started on first use.
+/// onto the default runtime, started on first use. In a coroutine, a spawn may let
+/// the worker's other coroutines run first (when sysmon asks for a switch, or one
+/// woken by another thread waits), as a channel operation may: hold no
+/// `std::sync::MutexGuard` or thread-local borrow across it.
 ///
 /// # Panics
 /// If the runtime is shutting down; use [`Builder::spawn`] to get an error instead.

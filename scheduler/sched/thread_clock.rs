@@ -46,8 +46,9 @@ impl ThreadClock {
         if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
             self.clock.store(clock, Ordering::Relaxed);
         }
-        // SAFETY: `gettid` has no preconditions.
-        let tid = unsafe { libc::gettid() };
+        // SAFETY: the gettid system call has no arguments and no preconditions (the
+        // syscall, not glibc's wrapper, which needs glibc 2.30).
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
         self.tid.store(tid, Ordering::Relaxed);
     }
 
@@ -64,7 +65,7 @@ impl ThreadClock {
         // SAFETY: `ts` is a valid, writable timespec, the only memory the call
         // writes. A clock of a thread that has exited makes it fail (handled), read
         // its last value, or, if the kernel reused the thread id, read another
-        // thread's CPU time: a wrong diagnostic at worst (Ms exit after sysmon).
+        // thread's CPU time: a wrong diagnostic at worst.
         if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
             return None;
         }

@@ -28,6 +28,7 @@ pub enum Warnings {
     Stderr,
     /// Each line is handed to the callback, on sysmon's thread, with no scheduler
     /// lock held. It must return quickly and must not block: sysmon waits for it.
+    /// If it panics, the warnings go to stderr from then on.
     Callback(Arc<dyn Fn(&str) + Send + Sync>),
 }
 
@@ -100,11 +101,26 @@ impl Route {
         }
     }
 
-    fn give(&self, line: &str) {
+    fn give(&mut self, line: &str) {
+        use std::io::Write;
         match &self.to {
             Warnings::Off => {}
-            Warnings::Stderr => eprintln!("{line}"),
-            Warnings::Callback(f) => f(line),
+            // Not `eprintln!`: a closed stderr must not take sysmon down.
+            Warnings::Stderr => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+            Warnings::Callback(f) => {
+                let f = f.clone();
+                let call = std::panic::AssertUnwindSafe(|| f(line));
+                if std::panic::catch_unwind(call).is_err() {
+                    // sysmon must go on: the rest go to stderr.
+                    self.to = Warnings::Stderr;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "corun: the warnings callback panicked; warnings go to stderr now\n{line}"
+                    );
+                }
+            }
         }
     }
 }

@@ -240,7 +240,10 @@ impl Worker {
             let poke = poke.swap(0, Ordering::Relaxed);
             if poke & super::shared::POKE_HANDBACK != 0 && self.shared.ps.first_waiter().is_some() {
                 // Another M's coroutines wait for a P: this one goes round to it,
-                // and this M queues for the next.
+                // and this M queues for the next, no longer searching.
+                if self.searching.replace(false) {
+                    self.shared.idle.stop_searching();
+                }
                 self.release_p();
                 self.wait_for_p();
             }
