@@ -92,9 +92,8 @@ impl Pool {
         }
         st.threads += 1;
         drop(st);
-        let spawned = thread::Builder::new()
-            .name("corun-blocking".into())
-            .spawn(move || self.run());
+        // Never made from a dedicated thread, whose namespaces it would inherit.
+        let spawned = crate::sched::template::spawn("corun-blocking".into(), move || self.run());
         if spawned.is_err() {
             let mut st = self.state.lock();
             st.threads -= 1;

@@ -28,6 +28,7 @@ fn main() {
             check_reported as fn(&str, &std::process::Output) -> Result<(), String>,
         ),
         ("mutex_deadlock_exits_2", check_reported),
+        ("dedicated_deadlock_exits_2", check_reported),
         (
             "no_report_while_a_thread_sleeps_holding_the_sender",
             check_not_reported,
@@ -156,6 +157,17 @@ fn child(which: &str) {
             let (tx, rx) = corun::chan::bounded::<u32>(0);
             let h = rt.spawn(move || rx.recv());
             // The main thread keeps `tx` and waits for the coroutine: nobody sends.
+            let _ = h.join();
+            drop(tx);
+            println!("unreachable");
+        }
+        "dedicated_deadlock_exits_2" => {
+            // A coroutine on a thread of its own counts like any other.
+            let (tx, rx) = corun::chan::bounded::<u32>(0);
+            let h = corun::Builder::new()
+                .dedicated_thread()
+                .spawn_on(rt.handle(), move || rx.recv())
+                .unwrap();
             let _ = h.join();
             drop(tx);
             println!("unreachable");

@@ -38,16 +38,18 @@ fn row(e: &Started) -> Row {
 /// The dump of `shared` (see the module docs).
 pub(crate) fn dump(shared: &Shared) -> String {
     let mut rows: Vec<Row> = Vec::new();
-    let ms = &shared.remotes[..shared.ms_started()];
-    for r in ms.iter() {
+    for r in shared.all_ms() {
         rows.extend(r.registry.lock().iter().map(row));
     }
     rows.extend(shared.migratable.lock().values().map(row));
     rows.sort_by_key(|r| r.g.header.id);
-    let running: Vec<u64> = ms
+    // By M index (dedicated slots included).
+    let running: Vec<u64> = shared
+        .remotes
         .iter()
         .map(|r| r.counters.running.load(Ordering::Relaxed))
         .collect();
+    let dedicated = shared.dedicated.live();
     let global = shared.inject.len();
     let locals: Vec<usize> = shared.allp.iter().map(|p| p.steal.len()).collect();
     let queued: usize = global + locals.iter().sum::<usize>();
@@ -56,12 +58,17 @@ pub(crate) fn dump(shared: &Shared) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "corun: {} workers, {} coroutines started and alive, {} waiting in run queues (global {}, local {:?})",
-        ms.len(),
+        "corun: {} workers, {} coroutines started and alive, {} waiting in run queues (global {}, local {:?}){}",
+        shared.ms_started(),
         rows.len(),
         queued,
         global,
-        locals
+        locals,
+        if dedicated > 0 {
+            format!(", {dedicated} on dedicated threads")
+        } else {
+            String::new()
+        }
     );
     for r in &rows {
         let h = &r.g.header;
@@ -94,10 +101,14 @@ pub(crate) fn dump(shared: &Shared) -> String {
         } else {
             "resident"
         };
+        let on = if r.worker as usize >= shared.dedicated.base {
+            "dedicated thread".to_owned()
+        } else {
+            format!("worker {}", r.worker)
+        };
         let _ = writeln!(
             out,
-            "\tworker {}, stack {} {} of {}{}",
-            r.worker,
+            "\t{on}, stack {} {} of {}{}",
             fmt_bytes(r.stack_used),
             measured,
             fmt_bytes(r.stack_size),

@@ -62,8 +62,14 @@ pub struct WorkerMetrics {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    /// One entry per worker.
+    /// One entry per worker (and per extra thread sysmon started).
     pub workers: Vec<WorkerMetrics>,
+    /// One entry per dedicated-thread slot
+    /// ([`Builder::dedicated_thread`](crate::Builder::dedicated_thread)), counting
+    /// every thread that has run in it.
+    pub dedicated: Vec<WorkerMetrics>,
+    /// Dedicated threads running now.
+    pub dedicated_threads: usize,
     /// Coroutines alive: the started ones each worker holds (`started_alive`), the
     /// started `migratable` ones, and those in the portable run queues. Counted from
     /// those sets, not as `spawned - finished`, so exact when the runtime is quiet;
@@ -84,7 +90,8 @@ pub struct Metrics {
     /// The deepest stack use of a finished coroutine, in bytes, when stack
     /// statistics are on ([`crate::RuntimeBuilder::stack_stats`]); else `None`.
     pub stack_high_water_max: Option<usize>,
-    /// The runtime's own threads: its workers, plus its monitor when one runs.
+    /// The runtime's own threads: its workers, extra and dedicated threads, its
+    /// sysmon, plus its schedtrace monitor when one runs.
     pub threads: usize,
     /// Threads of the process-wide pool of [`crate::blocking`].
     pub blocking_threads: usize,
@@ -103,34 +110,39 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The workers', then the dedicated threads'.
+    fn all(&self) -> impl Iterator<Item = &WorkerMetrics> {
+        self.workers.iter().chain(&self.dedicated)
+    }
+
     /// Coroutines spawned in all: by each worker's coroutines and from outside.
     pub fn spawned(&self) -> u64 {
-        self.spawned_outside + self.workers.iter().map(|w| w.spawned).sum::<u64>()
+        self.spawned_outside + self.all().map(|w| w.spawned).sum::<u64>()
     }
 
     /// Coroutines that ended (or were dropped unstarted).
     pub fn finished(&self) -> u64 {
-        self.workers.iter().map(|w| w.finished).sum()
+        self.all().map(|w| w.finished).sum()
     }
 
     /// Switches into coroutines, all workers.
     pub fn switches(&self) -> u64 {
-        self.workers.iter().map(|w| w.switches).sum()
+        self.all().map(|w| w.switches).sum()
     }
 
     /// Steals, all workers.
     pub fn steals(&self) -> u64 {
-        self.workers.iter().map(|w| w.steals).sum()
+        self.all().map(|w| w.steals).sum()
     }
 
     /// Parks, all workers.
     pub fn parks(&self) -> u64 {
-        self.workers.iter().map(|w| w.parks).sum()
+        self.all().map(|w| w.parks).sum()
     }
 
     /// Yields forced by the cooperative budget, all workers.
     pub fn budget_yields(&self) -> u64 {
-        self.workers.iter().map(|w| w.budget_yields).sum()
+        self.all().map(|w| w.budget_yields).sum()
     }
 }
 
@@ -174,6 +186,15 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         started_alive += alive;
         workers.push(w);
     }
+    let mut dedicated = Vec::new();
+    for r in &shared.remotes[shared.dedicated.base..] {
+        let mut w = r.counters.snapshot(shared.epoch);
+        w.inbox = r.inbox_len.load(Ordering::Relaxed);
+        w.started_alive = r.registry.len();
+        started_alive += w.started_alive;
+        dedicated.push(w);
+    }
+    let dedicated_threads = shared.dedicated.live();
     let global_queue = shared.inject.len();
     // The portable queues hold unstarted coroutines (and runnable migratable
     // ones, which the map counts already: rare, and absent once all wait).
@@ -183,13 +204,16 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         live: started_alive + migratable_alive + unstarted,
         queued_unstarted: unstarted,
         workers,
+        dedicated,
+        dedicated_threads,
         spawned_outside: shared.spawned_outside.load(Ordering::Relaxed),
         global_queue,
         stacks_mapped: shared.stacks.mapped(),
         stacks_pooled: shared.stacks.pooled(),
         stack_high_water_max: stats.then(|| shared.stack_high_water_max.load(Ordering::Relaxed)),
-        // Its Ms, its sysmon, and its schedtrace monitor if one runs.
-        threads: ms.len() + 1 + shared.monitor.load(Ordering::Relaxed) as usize,
+        // Its Ms, its dedicated threads, its sysmon, and its schedtrace monitor if
+        // one runs.
+        threads: ms.len() + dedicated_threads + 1 + shared.monitor.load(Ordering::Relaxed) as usize,
         blocking_threads: crate::blocking::threads(),
         handoffs: shared.handoffs.load(Ordering::Relaxed),
         stalls_computing: shared.stalls.computing.load(Ordering::Relaxed),

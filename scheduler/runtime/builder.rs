@@ -9,11 +9,13 @@ use crate::observe::metrics::Metrics;
 use crate::observe::schedtrace::Schedtrace;
 use crate::sched::context;
 use crate::sched::deadlock::Deadlock;
+use crate::sched::dedicated::Dedicated;
 use crate::sched::idle::Idle;
 use crate::sched::inject::Inject;
 use crate::sched::p::P;
 use crate::sched::shared::{Observer, Remote, Shared};
 use crate::sched::task::QUEUED;
+use crate::sched::template;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -22,6 +24,9 @@ use std::time::Duration;
 /// Default usable stack size of a coroutine: 256 KiB of address space, of which only
 /// the pages a coroutine touches cost memory.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Coroutines that may run on threads of their own at once, by default.
+const DEFAULT_DEDICATED_THREADS: usize = 16;
 
 /// Configures a [`Runtime`].
 ///
@@ -33,6 +38,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub struct RuntimeBuilder {
     workers: Option<usize>,
     extra_threads: Option<usize>,
+    dedicated_threads: usize,
     deadlock: Option<Deadlock>,
     stack_size: usize,
     name: String,
@@ -67,6 +73,21 @@ impl RuntimeBuilder {
     /// ```
     pub fn extra_threads(mut self, n: usize) -> Self {
         self.extra_threads = Some(n);
+        self
+    }
+
+    /// The most coroutines that may run on threads of their own at once
+    /// ([`Builder::dedicated_thread`](crate::Builder::dedicated_thread)). Default: 16.
+    /// Each costs an epoll instance and an eventfd from the start, and a thread
+    /// while one runs; a spawn past the limit fails with an error saying so.
+    ///
+    /// ```
+    /// let rt = corun::Runtime::builder().workers(1).dedicated_threads(1).build().unwrap();
+    /// let h = rt.block_on(|| corun::Builder::new().dedicated_thread().spawn(|| 1).unwrap());
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn dedicated_threads(mut self, n: usize) -> Self {
+        self.dedicated_threads = n;
         self
     }
 
@@ -202,9 +223,10 @@ impl RuntimeBuilder {
         let extra = self.extra_threads.unwrap_or(workers);
         crate::sched::handoff::init_barriers();
         crate::sched::wait::refresh_stamp();
-        let mut pollers = Vec::with_capacity(workers + extra);
-        let mut remotes = Vec::with_capacity(workers + extra);
-        for _ in 0..workers + extra {
+        let all = workers + extra + self.dedicated_threads;
+        let mut pollers = Vec::with_capacity(all);
+        let mut remotes = Vec::with_capacity(all);
+        for _ in 0..all {
             let (poller, io) = crate::netpoll::new().map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -230,6 +252,7 @@ impl RuntimeBuilder {
             ps: crate::sched::handoff::Ps::new(workers, workers + extra),
             handoffs: AtomicU64::new(0),
             ms_started: AtomicUsize::new(workers),
+            dedicated: Dedicated::new(workers + extra, pollers.split_off(workers + extra)),
             spares: Mutex::new(pollers.split_off(workers).into_iter().map(Some).collect()),
             spare_threads: Mutex::new(Vec::new()),
             portable_timers: Mutex::new(Default::default()),
@@ -250,9 +273,8 @@ impl RuntimeBuilder {
         let mut threads = Vec::with_capacity(workers);
         for (i, poller) in pollers.into_iter().enumerate() {
             let sh = shared.clone();
-            let t = thread::Builder::new()
-                .name(format!("{}-worker-{i}", self.name))
-                .spawn(move || crate::sched::worker::run(sh, i, poller));
+            let name = format!("{}-worker-{i}", self.name);
+            let t = template::spawn(name, move || crate::sched::worker::run(sh, i, poller));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -269,9 +291,8 @@ impl RuntimeBuilder {
         crate::sched::deadlock::register(&shared);
         crate::observe::sigquit::install_from_env();
         let sh = shared.clone();
-        let sysmon = thread::Builder::new()
-            .name(format!("{}-sysmon", self.name))
-            .spawn(move || crate::sched::sysmon::run(sh));
+        let name = format!("{}-sysmon", self.name);
+        let sysmon = template::spawn(name, move || crate::sched::sysmon::run(sh));
         match sysmon {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -352,6 +373,7 @@ impl Runtime {
         RuntimeBuilder {
             workers: None,
             extra_threads: None,
+            dedicated_threads: DEFAULT_DEDICATED_THREADS,
             deadlock: None,
             warnings: crate::Warnings::Stderr,
             warn_after: Duration::ZERO,
@@ -501,6 +523,10 @@ impl Drop for Runtime {
         // Sysmon has ended (joined above), so no extra M starts after this.
         let spares = std::mem::take(&mut *s.spare_threads.lock());
         for t in spares {
+            let _ = t.join();
+        }
+        // No dedicated thread starts after this either (`dedicated::spawn`).
+        for t in s.dedicated.take_threads() {
             let _ = t.join();
         }
         // SAFETY: every M has been joined above: no thread holds a P any more.

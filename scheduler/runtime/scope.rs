@@ -212,6 +212,7 @@ impl<'scope> Scope<'scope, '_> {
             None => crate::runtime::builder::current_or_default().shared,
         };
         self.data.running.fetch_add(1, Ordering::Relaxed);
+        let dedicated = b.is_dedicated();
         let g = match b.make(&rt, body) {
             Ok(g) => g,
             Err(e) => {
@@ -219,7 +220,7 @@ impl<'scope> Scope<'scope, '_> {
                 return Err(e);
             }
         };
-        if let Err(e) = submit(&rt, g.clone()) {
+        if let Err(e) = submit(&rt, g.clone(), dedicated) {
             // The task was refused and will never run: dropping it drops `body`,
             // whose packet lowers the count.
             drop(g);

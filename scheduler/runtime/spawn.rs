@@ -25,6 +25,7 @@ pub struct Builder {
     name: Option<String>,
     stack_size: usize,
     migratable: bool,
+    dedicated: bool,
 }
 
 impl Builder {
@@ -65,6 +66,43 @@ impl Builder {
     pub unsafe fn migratable(mut self) -> Builder {
         self.migratable = true;
         self
+    }
+
+    /// Runs the coroutine on an OS thread of its own (Go's `runtime.LockOSThread`
+    /// for the goroutine's whole life): nothing else ever runs on that thread, and
+    /// the thread exits when the coroutine ends.
+    ///
+    /// For code that must own its thread: thread-affine C libraries, `setns` or
+    /// `unshare`, per-thread credentials or signal masks (none of it leaks to other
+    /// coroutines, and corun makes no thread of its own from a dedicated one: see
+    /// `docs/services.md`). Also for a coroutine that must never wait behind a
+    /// neighbour stuck in a blocking call, such as an acceptor or a health check:
+    /// a started coroutine never leaves its worker, so on a shared worker it waits
+    /// for that worker.
+    ///
+    /// Everything else works from it as from any coroutine: channels, locks, sockets
+    /// (on a netpoller of its own), `sleep`, `join`; what it spawns runs on the
+    /// runtime's workers (connections it accepts start on the least loaded one). It
+    /// counts in `dump`, `metrics` and deadlock detection. At most
+    /// [`RuntimeBuilder::dedicated_threads`](crate::RuntimeBuilder::dedicated_threads)
+    /// run at once.
+    ///
+    /// ```
+    /// let me = std::thread::current().id();
+    /// let h = corun::Builder::new()
+    ///     .name("health")
+    ///     .dedicated_thread()
+    ///     .spawn(move || std::thread::current().id() != me)
+    ///     .unwrap();
+    /// assert!(h.join().unwrap());
+    /// ```
+    pub fn dedicated_thread(mut self) -> Builder {
+        self.dedicated = true;
+        self
+    }
+
+    pub(super) fn is_dedicated(&self) -> bool {
+        self.dedicated
     }
 
     /// Spawns `f` as a coroutine: on the caller's runtime inside a coroutine, on the
@@ -108,8 +146,9 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let dedicated = self.dedicated;
         let g = self.make(rt, f)?;
-        submit(rt, g.clone())?;
+        submit(rt, g.clone(), dedicated)?;
         Ok(JoinHandle::new(g))
     }
 
@@ -130,7 +169,8 @@ impl Builder {
             Arc::as_ptr(rt),
             self.name.map(String::into_boxed_str),
             self.stack_size,
-            self.migratable,
+            // A dedicated coroutine has its thread: it never moves.
+            self.migratable && !self.dedicated,
         );
         // SAFETY: 'static closures borrow nothing; scoped coroutines (`scope.rs`)
         // guarantee that the closure and its result are gone before what they borrow.
@@ -138,8 +178,11 @@ impl Builder {
     }
 }
 
-/// Queues a built task on `rt`.
-pub(super) fn submit(rt: &Shared, g: G) -> io::Result<()> {
+/// Queues a built task on `rt`, or starts its own thread if it is `dedicated`.
+pub(super) fn submit(rt: &Arc<Shared>, g: G, dedicated: bool) -> io::Result<()> {
+    if dedicated {
+        return crate::sched::dedicated::spawn(rt, g).map_err(|(_, e)| e);
+    }
     rt.spawn(g).map_err(|_| {
         io::Error::other("the corun runtime is shutting down: it no longer accepts new coroutines (spawn before dropping the Runtime)")
     })?;

@@ -149,8 +149,8 @@ impl Watch {
         if live != parked {
             return None;
         }
-        let switches = shared.remotes[..shared.ms_started()]
-            .iter()
+        let switches = shared
+            .all_ms()
             .map(|r| r.counters.switches.load(Ordering::Relaxed))
             .sum();
         (all_threads_accounted() && others_asleep(shared)).then_some((live, parked, switches))
@@ -170,13 +170,13 @@ fn report(shared: &Shared, live: usize) -> String {
 /// Coroutines spawned and not ended, from the counters kept where those events
 /// happen (unstarted ones included): exact whenever no worker is running.
 fn alive(shared: &Shared) -> usize {
-    let ms = &shared.remotes[..shared.ms_started()];
-    let finished: u64 = ms
-        .iter()
+    let finished: u64 = shared
+        .all_ms()
         .map(|r| r.counters.finished.load(Ordering::SeqCst))
         .sum();
     let spawned: u64 = shared.spawned_outside.load(Ordering::SeqCst)
-        + ms.iter()
+        + shared
+            .all_ms()
             .map(|r| r.counters.spawned.load(Ordering::SeqCst))
             .sum::<u64>();
     spawned.saturating_sub(finished) as usize

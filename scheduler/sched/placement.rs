@@ -31,7 +31,12 @@ pub(crate) fn note_accept() {
 pub(super) fn least_loaded(shared: &Shared, me: usize) -> Option<usize> {
     let load = |i: usize| shared.remotes[i].load();
     let mut best = me;
-    let mut best_load = load(me);
+    // A dedicated thread (past the workers) keeps none: any worker is better.
+    let mut best_load = if me < shared.workers {
+        load(me)
+    } else {
+        usize::MAX
+    };
     for i in 0..shared.workers {
         // An M whose P sysmon took (stuck in a hog or a blocking call) would leave
         // the connection waiting, however light its load.

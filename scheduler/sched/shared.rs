@@ -73,6 +73,12 @@ impl Remote {
         true
     }
 
+    /// A dedicated slot is taken again (`dedicated.rs`): placements are welcome.
+    pub(super) fn reopen_inbox(&self) {
+        let _q = self.inbox.lock();
+        self.inbox_closed.store(false, Ordering::Relaxed);
+    }
+
     pub(super) fn take_inbox(&self, into: &mut std::collections::VecDeque<G>) {
         let mut q = self.inbox.lock();
         self.inbox_len.store(0, Ordering::Relaxed);
@@ -158,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) warn_after: std::time::Duration,
     /// Workers held past the request to yield, by what held them (sysmon's verdict).
     pub(crate) stalls: Stalls,
+    /// Threads of dedicated coroutines (`dedicated.rs`).
+    pub(crate) dedicated: super::dedicated::Dedicated,
 }
 
 /// Counts of workers that did not yield when asked, by cause (`thread_clock.rs`).
@@ -213,7 +221,7 @@ impl Shared {
         // (whose own reference keeps this state alive while it works here).
         let here = context::with_worker(|w| {
             std::ptr::eq(Arc::as_ptr(&w.shared), rt)
-                .then(|| g.header.migratable || w.index == home as usize)
+                .then(|| g.header.migratable && !w.is_dedicated() || w.index == home as usize)
         })
         .flatten();
         if here == Some(true) {
@@ -324,6 +332,15 @@ impl Shared {
     /// Ms started so far.
     pub(crate) fn ms_started(&self) -> usize {
         self.ms_started.load(Ordering::Acquire)
+    }
+
+    /// Every M that may hold coroutines: the workers, the extra Ms started so far
+    /// (`ms_started`), then every dedicated slot (a free one holds none).
+    pub(crate) fn all_ms(&self) -> impl Iterator<Item = &Remote> {
+        let base = self.dedicated.base;
+        self.remotes[..self.ms_started()]
+            .iter()
+            .chain(&self.remotes[base..])
     }
 
     /// Starts the next extra M (sysmon, when every M is stuck); false if the cap is

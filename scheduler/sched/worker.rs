@@ -84,57 +84,87 @@ pub(crate) struct Worker {
     /// Consecutive spins that found nothing (see `spin_for_work`).
     spin_fails: Cell<u32>,
     shutting_down: Cell<bool>,
+    /// A dedicated coroutine's thread: runs that one coroutine, holds no P, takes
+    /// no portable work (`dedicated.rs`).
+    dedicated: bool,
     /// This worker's IO driver, the netpoller (its other half is `Remote::io`).
     poller: RefCell<Box<dyn Driver>>,
 }
 
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>) {
-    if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
-        eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
-    }
-    let w = Worker {
-        index,
-        current: Cell::new(None),
-        runnext: Cell::new(None),
-        woken: RefCell::new(VecDeque::with_capacity(64)),
-        woken_streak: Cell::new(0),
-        urgent: Cell::new(false),
-        pinned: RefCell::new(VecDeque::with_capacity(256)),
-        inbox_buf: RefCell::new(VecDeque::new()),
-        timers: RefCell::new(Timers::default()),
-        p: Cell::new(None),
-        held_p: Cell::new(std::ptr::null()),
-        in_user: Cell::new(false),
-        shared,
-        budget: Cell::new(super::budget::BUDGET),
-        streak: Cell::new(0),
-        searching: Cell::new(false),
-        spreader: Cell::new(0),
-        spin_fails: Cell::new(0),
-        shutting_down: Cell::new(false),
-        poller: RefCell::new(poller),
-    };
-    w.remote().thread.record_current();
+    let w = Worker::new(shared, index, poller, false);
     w.set_p(w.shared.ps.held(index));
-    {
-        // Cleared however this block is left, before `w` is dropped.
-        let _current = context::WorkerGuard::set(&w);
-        w.counters().note_wake(w.shared.epoch);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run_loop()));
+    w.run_guarded(|| w.run_loop());
+    w.release_p();
+}
+
+/// The body of dedicated thread `index` (`dedicated.rs`): runs the one coroutine
+/// placed in its inbox, and nothing else, then gives its slot back.
+pub(super) fn run_dedicated(shared: Arc<Shared>, index: usize) {
+    super::template::mark_dedicated();
+    let poller = shared.dedicated.take_poller(index);
+    let w = Worker::new(shared, index, poller, true);
+    w.run_guarded(|| w.dedicated_loop());
+    let Worker { shared, poller, .. } = w;
+    shared.dedicated.release(index, poller.into_inner());
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, index: usize, poller: Box<dyn Driver>, dedicated: bool) -> Worker {
+        if let Err(e) = crate::coroutine::overflow::ensure_altstack() {
+            eprintln!("corun: worker {index} has no signal stack, so a coroutine stack overflow may not be reported: {e}");
+        }
+        let w = Worker {
+            index,
+            current: Cell::new(None),
+            runnext: Cell::new(None),
+            woken: RefCell::new(VecDeque::with_capacity(64)),
+            woken_streak: Cell::new(0),
+            urgent: Cell::new(false),
+            pinned: RefCell::new(VecDeque::with_capacity(if dedicated { 1 } else { 256 })),
+            inbox_buf: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::default()),
+            p: Cell::new(None),
+            held_p: Cell::new(std::ptr::null()),
+            in_user: Cell::new(false),
+            shared,
+            budget: Cell::new(super::budget::BUDGET),
+            streak: Cell::new(0),
+            searching: Cell::new(false),
+            spreader: Cell::new(0),
+            spin_fails: Cell::new(0),
+            shutting_down: Cell::new(false),
+            dedicated,
+            poller: RefCell::new(poller),
+        };
+        w.remote().thread.record_current();
+        w
+    }
+
+    /// Runs `body` as this thread's worker, aborting if the scheduler panics.
+    fn run_guarded(&self, body: impl FnOnce()) {
+        // Cleared however this block is left, before `self` is dropped.
+        let _current = context::WorkerGuard::set(self);
+        self.counters().note_wake(self.shared.epoch);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
         if let Err(payload) = r {
             // The coroutines bound to this thread could never run, be cancelled or
             // be freed again, while wakers and handles still point at them and at
             // the runtime: there is no sound way to go on.
             std::mem::forget(payload);
-            eprintln!("corun: fatal: worker {index} of runtime '{}' panicked in the scheduler (see the message above); its coroutines cannot go on: aborting", w.shared.name);
+            eprintln!("corun: fatal: worker {} of runtime '{}' panicked in the scheduler (see the message above); its coroutines cannot go on: aborting", self.index, self.shared.name);
             std::process::abort();
         }
     }
-    w.release_p();
 }
 
 impl Worker {
+    /// Whether this is a dedicated coroutine's thread (`dedicated.rs`).
+    pub(super) fn is_dedicated(&self) -> bool {
+        self.dedicated
+    }
+
     pub(crate) fn owned_by(&self, s: &Shared) -> bool {
         std::ptr::eq(Arc::as_ptr(&self.shared), s)
     }
@@ -229,6 +259,49 @@ impl Worker {
                 continue;
             }
             self.sleep();
+        }
+    }
+
+    /// A dedicated thread's loop: its coroutine (and the timers and IO it waits
+    /// on), until it ends; no P, no stealing, no part in the idle protocol.
+    fn dedicated_loop(&self) {
+        loop {
+            if cfg!(panic = "abort") && self.shutting_down.get() {
+                break;
+            }
+            if self.timers_due() {
+                self.fire_timers();
+            }
+            if let Some(g) = self.next_task() {
+                self.run_task(g);
+                continue;
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                self.begin_shutdown();
+            }
+            if self.remote().registry.len() == 0 && !self.has_local_work() {
+                // Its coroutine has ended: the thread goes with it.
+                if self.remote().close_inbox() {
+                    break;
+                }
+                continue;
+            }
+            if self.has_local_work() || self.poll_net() {
+                continue;
+            }
+            let deadline = self.timers.borrow().next_deadline();
+            let remote = self.remote();
+            let _idle = super::deadlock::Asleep::enter();
+            let soon =
+                matches!(deadline, Some(d) if d <= Instant::now() + Duration::from_millis(1));
+            if remote.io.is_active() && !soon {
+                remote.sleeper.park_polling(deadline, |d| {
+                    let timeout = d.map(|d| d.saturating_duration_since(Instant::now()));
+                    self.poller.borrow_mut().poll(timeout);
+                });
+            } else {
+                remote.sleeper.park(deadline);
+            }
         }
     }
 
@@ -433,12 +506,22 @@ impl Worker {
             // Through the inbox even here, so that the load counts it at once and
             // it starts in the scheduler (starting may drop its closure: user code).
             let to = super::placement::least_loaded(&self.shared, self.index);
-            let to = to.unwrap_or(self.index);
-            match self.shared.place(to, g, to != self.index) {
-                Ok(()) => return,
-                // That M has exited (shutdown): the spawner's own path abandons it.
-                Err(back) => g = back,
+            let to = match to {
+                Some(to) => Some(to),
+                None if self.dedicated => None,
+                None => Some(self.index),
+            };
+            if let Some(to) = to {
+                match self.shared.place(to, g, to != self.index) {
+                    Ok(()) => return,
+                    // That M has exited (shutdown): the spawner's own path abandons it.
+                    Err(back) => g = back,
+                }
             }
+        }
+        if self.dedicated {
+            // Nothing else runs on a dedicated thread: to the workers.
+            return self.push_portable(g);
         }
         if let Some(old) = self.runnext.replace(Some(g)) {
             self.push_back(old);
