@@ -354,7 +354,8 @@ impl Shared {
             return false;
         };
         let poller = spares[slot].take().expect("checked above");
-        let index = self.remotes.len() - spares.len() + slot;
+        // The extra Ms come right after the workers (dedicated slots follow them).
+        let index = self.workers + slot;
         let sh = self.clone();
         let t = std::thread::Builder::new()
             .name(format!("{}-worker-{index}", self.name))
