@@ -66,6 +66,27 @@ fn main() {
                 h.join().unwrap();
             }
         }),
+        // Go's prime sieve to the 1000th prime: a chain of rendezvous channels.
+        "w9" => rt.block_on(|| {
+            use corun::chan::bounded;
+            let (tx, mut ch) = bounded::<u64>(0);
+            corun::spawn(move || (2..).try_for_each(|i| tx.send(i)));
+            let mut hops = 0u64;
+            for _ in 0..1000 {
+                let prime = ch.recv().unwrap();
+                let (next_tx, next_rx) = bounded::<u64>(0);
+                let input = std::mem::replace(&mut ch, next_rx);
+                corun::spawn(move || {
+                    while let Ok(v) = input.recv() {
+                        if v % prime != 0 && next_tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                hops += prime;
+            }
+            println!("sum of the first 1000 primes: {hops}");
+        }),
         _ => {
             fn pfib(n: u64) -> u64 {
                 if n < 20 {

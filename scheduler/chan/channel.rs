@@ -274,7 +274,9 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendTimeoutError::Timeout(v));
             }
-            if step >= BACKOFF_STEPS {
+            // A worker with other coroutines to run parks at once, keeping the
+            // lock: backing off would only take it again to fail once more.
+            if step >= BACKOFF_STEPS || !park::may_spin() {
                 break g;
             }
             let seen = self.version.load(Ordering::Relaxed);
@@ -347,7 +349,9 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
             }
-            if step >= BACKOFF_STEPS {
+            // A worker with other coroutines to run parks at once, keeping the
+            // lock: backing off would only take it again to fail once more.
+            if step >= BACKOFF_STEPS || !park::may_spin() {
                 break g;
             }
             let seen = self.version.load(Ordering::Relaxed);

@@ -190,7 +190,12 @@ impl<T> WaitList<T> {
                 i += 1;
                 continue;
             }
-            self.q.remove(i);
+            // The head, nearly always: `pop_front` costs a fraction of `remove`.
+            if i == 0 {
+                self.q.pop_front();
+            } else {
+                self.q.remove(i);
+            }
             // SAFETY: the selector outlives its queued entries (contract of `push`),
             // and it stays valid while its owner is parked waiting to be claimed,
             // which it is until we claim it under the lock we hold.
