@@ -46,6 +46,7 @@ pub(crate) mod sysmon;
 pub(crate) mod task;
 mod thread_clock;
 mod timers;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod warnings;
 pub(crate) mod worker;
