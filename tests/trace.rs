@@ -83,8 +83,8 @@ fn check_tracks(trace: &Value, workers: u64) {
             .or_default()
             .push((ns(&e["ts"]), ns(&e["dur"])));
     }
-    for (tid, mut slices) in by_tid {
-        assert!(tid < workers, "a slice on track {tid}, not a worker's");
+    for (tid, slices) in by_tid.iter_mut() {
+        assert!(*tid < workers, "a slice on track {tid}, not a worker's");
         slices.sort();
         for pair in slices.windows(2) {
             let ((a, da), (b, _)) = (pair[0], pair[1]);
@@ -93,6 +93,26 @@ fn check_tracks(trace: &Value, workers: u64) {
                 "slices overlap on worker {tid}: {a}+{da} > {b}"
             );
         }
+    }
+    // Every arrow has a tail and a head, and its head is the start of a slice.
+    let flows = |ph: &str| -> BTreeMap<u64, (u64, u64)> {
+        events(trace)
+            .iter()
+            .filter(|e| e["ph"] == ph)
+            .map(|e| {
+                let ts = (e["ts"].as_f64().unwrap() * 1000.0).round() as u64;
+                (e["id"].as_u64().unwrap(), (e["tid"].as_u64().unwrap(), ts))
+            })
+            .collect()
+    };
+    let (tails, heads) = (flows("s"), flows("f"));
+    assert_eq!(
+        tails.keys().collect::<Vec<_>>(),
+        heads.keys().collect::<Vec<_>>()
+    );
+    for (tid, ts) in heads.values() {
+        let starts = by_tid.get(tid).map(|s| s.iter().any(|&(a, _)| a == *ts));
+        assert_eq!(starts, Some(true), "an arrow points at no slice start");
     }
 }
 
@@ -215,6 +235,11 @@ fn trace_accounts_for_every_coroutine() {
     for k in ["spawn", "trace stopped"] {
         assert!(kinds.contains(k), "no {k:?} event: {kinds:?}");
     }
+    // Each spawn points at the coroutine's first run.
+    let arrows = events(&trace)
+        .iter()
+        .filter(|e| e["ph"] == "s" && e["name"] == "spawn");
+    assert_eq!(arrows.count(), CHILDREN);
     assert!(
         kinds.contains("timer") || kinds.contains("timer late"),
         "{kinds:?}"

@@ -230,11 +230,16 @@ pub(crate) fn write(t: &Trace) -> io::Result<Option<usize>> {
         .map(|b| std::mem::take(&mut *b.lock()))
         .collect();
     let names: HashMap<u64, Box<str>> = bufs.iter_mut().flat_map(|b| b.names.drain(..)).collect();
+    for b in bufs.iter_mut() {
+        b.events.sort_by_key(|e| e.at);
+    }
     let mut w = Writer {
         out: BufWriter::with_capacity(1 << 16, file),
         pid: std::process::id(),
         first: true,
         line: String::with_capacity(256),
+        runs: runs_by_coroutine(&bufs),
+        flows: Vec::new(),
     };
     w.out.write_all(b"{\"traceEvents\":[\n")?;
     w.meta(None, "process_name", &format!("corun runtime '{}'", t.name))?;
@@ -258,11 +263,21 @@ pub(crate) fn write(t: &Trace) -> io::Result<Option<usize>> {
             w.pid
         );
         w.flush_line()?;
-        b.events.sort_by_key(|e| e.at);
         for e in &b.events {
             w.event(track, e, &names)?;
             n += 1;
         }
+    }
+    // The arrows' heads, at the slices they point to.
+    for (id, (name, tid, at)) in std::mem::take(&mut w.flows).into_iter().enumerate() {
+        w.line.clear();
+        let _ = write!(
+            w.line,
+            r#"{{"name":"{name}","cat":"{name}","ph":"f","bp":"e","id":{id},"pid":{},"tid":{tid},"ts":{}}}"#,
+            w.pid,
+            Us(at)
+        );
+        w.flush_line()?;
     }
     let why = match t.stop_reason() {
         Stop::Time => "time bound",
@@ -306,6 +321,26 @@ struct Writer {
     pid: u32,
     first: bool,
     line: String,
+    /// Each coroutine's run slices: (start, track), in time order.
+    runs: HashMap<u64, Vec<(u64, usize)>>,
+    /// Flow arrows whose tail is written: (name, track, start of the slice they
+    /// point to); the index is the flow's id.
+    flows: Vec<(&'static str, usize, u64)>,
+}
+
+/// Every coroutine's run slices, for the arrows from a spawn or a wake to the run
+/// that followed.
+fn runs_by_coroutine(bufs: &[Buf]) -> HashMap<u64, Vec<(u64, usize)>> {
+    let mut runs: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
+    for (track, b) in bufs.iter().enumerate() {
+        for e in b.events.iter().filter(|e| e.kind == Kind::Run) {
+            runs.entry(e.g).or_default().push((e.at, track));
+        }
+    }
+    for v in runs.values_mut() {
+        v.sort_unstable();
+    }
+    runs
 }
 
 impl Writer {
@@ -407,6 +442,33 @@ impl Writer {
                 l.push('}');
             }
         }
+        self.flush_line()?;
+        match e.kind {
+            Kind::Spawn => self.arrow("spawn", tid, e),
+            Kind::Wake => self.arrow("wake", tid, e),
+            _ => Ok(()),
+        }
+    }
+
+    /// An arrow (a flow event's tail) from instant `e` to the first run of its
+    /// coroutine after it, if the trace has one.
+    fn arrow(&mut self, name: &'static str, tid: usize, e: &Event) -> io::Result<()> {
+        let Some(runs) = self.runs.get(&e.g) else {
+            return Ok(());
+        };
+        let i = runs.partition_point(|&(at, _)| at < e.at);
+        let Some(&(at, to)) = runs.get(i) else {
+            return Ok(());
+        };
+        let id = self.flows.len();
+        self.flows.push((name, to, at));
+        self.line.clear();
+        let _ = write!(
+            self.line,
+            r#"{{"name":"{name}","cat":"{name}","ph":"s","id":{id},"pid":{},"tid":{tid},"ts":{}}}"#,
+            self.pid,
+            Us(e.at)
+        );
         self.flush_line()
     }
 }
