@@ -399,3 +399,36 @@ fn a_trace_file_that_cannot_be_created_is_reported_and_the_runtime_runs() {
         seen[0]
     );
 }
+
+/// The child: a bad `CORUN_TRACE_LIMIT` is an error of `build()` naming the fix.
+#[test]
+#[ignore = "helper: run in a child process by a_bad_limit_is_an_error_naming_the_fix"]
+fn child_bad_limit() {
+    if !support::is_child("child_bad_limit") {
+        return;
+    }
+    let e = corun::Runtime::builder().workers(1).build().err().unwrap();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(
+        e.to_string()
+            .contains("CORUN_TRACE_LIMIT=\"ten\" is not <seconds>[,<events>]"),
+        "{e}"
+    );
+    // The builder's own bounds win over the variable.
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .trace_limit(Duration::from_secs(1), 100)
+        .build()
+        .unwrap();
+    drop(rt);
+    support::child_done();
+}
+
+#[test]
+fn a_bad_limit_is_an_error_naming_the_fix() {
+    let out = support::ChildTest::new("child_bad_limit")
+        .env("CORUN_TRACE_LIMIT", "ten")
+        .env_remove("CORUN_TRACE")
+        .output();
+    support::assert_child_done(&out);
+}

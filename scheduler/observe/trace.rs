@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// How long a trace records by default, from the runtime's start.
 pub(crate) const DEFAULT_LIMIT: Duration = Duration::from_secs(10);
 /// How many events a trace holds at most by default (32 bytes each in memory,
-/// about 120 in the file).
+/// 120 to 220 in the file, arrows included).
 pub(crate) const DEFAULT_EVENTS: usize = 1_000_000;
 
 /// What the builder was asked for, before the file is opened.

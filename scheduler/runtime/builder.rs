@@ -199,7 +199,7 @@ impl RuntimeBuilder {
 
     /// Bounds of the scheduler trace ([`Self::trace`]): it records for at most
     /// `time` from the runtime's start and at most `events` events (32 bytes each
-    /// in memory, about 120 in the file), then writes the file, marked truncated.
+    /// in memory, 120 to 220 in the file), then writes the file, marked truncated.
     /// Default: `CORUN_TRACE_LIMIT=<seconds>[,<events>]` if set, else 10 s and
     /// 1,000,000 events.
     pub fn trace_limit(mut self, time: Duration, events: usize) -> Self {
