@@ -14,3 +14,4 @@ pub(crate) mod metrics;
 pub(crate) mod schedtrace;
 pub(crate) mod sigquit;
 pub(crate) mod trace;
+mod trace_json;
