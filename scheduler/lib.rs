@@ -40,7 +40,10 @@
 //!   on the caller's thread and needs no runtime.
 //! - [`dump`] lists every live coroutine and what it waits on, as Go's goroutine dump;
 //!   [`metrics`] counts what the scheduler did; `CORUN_SCHEDTRACE=<ms>` prints Go's
-//!   schedtrace line; `CORUN_STACK_STATS=1` measures stack use ([`stack_high_water`]).
+//!   schedtrace line; `CORUN_STACK_STATS=1` measures stack use ([`stack_high_water`]);
+//!   `CORUN_TRACE=<file>` ([`RuntimeBuilder::trace`]) records which coroutine ran when
+//!   on each worker as a Chrome trace for Perfetto (`docs/trace.md` says how to read
+//!   one).
 //!
 //!
 //! # When things go wrong

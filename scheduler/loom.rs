@@ -30,9 +30,9 @@
 //!   wrapper around `core::cell::UnsafeCell`.
 //! * `thread::{spawn, yield_now, JoinHandle}`.
 //!
-//! Every lock of the crate comes from here, except the two in `static`s
-//! (`sched/deadlock.rs`, `signal.rs`), which are std's: a loom lock cannot be built in
-//! a const, and no model reaches them.
+//! Every lock of the crate comes from here, except the three in `static`s
+//! (`sched/deadlock.rs`, `signal.rs`, `observe/trace.rs`), which are std's: a loom
+//! lock cannot be built in a const, and no model reaches them.
 //!
 //! [loom]: https://docs.rs/loom
 

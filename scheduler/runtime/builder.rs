@@ -46,6 +46,8 @@ pub struct RuntimeBuilder {
     stack_stats: Option<bool>,
     warnings: crate::Warnings,
     warn_after: Duration,
+    trace: Option<std::path::PathBuf>,
+    trace_limit: Option<(Duration, usize)>,
 }
 
 impl RuntimeBuilder {
@@ -187,6 +189,45 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Records a trace of the scheduler into the file at `path`, as Chrome
+    /// trace-event JSON that Perfetto (ui.perfetto.dev) and `chrome://tracing` open
+    /// with one track per worker: which coroutine ran when on each worker, how each
+    /// run ended (the park reason), spawns and where they went, steals, wakes across
+    /// workers, timers fired late, sysmon's hand-offs. `docs/trace.md` says how to
+    /// read one. Default: `CORUN_TRACE=<file>` if set (a second runtime of the
+    /// process taking it from there writes `<stem>.2.<ext>`, and so on), else none.
+    ///
+    /// It records for a bounded time and number of events ([`Self::trace_limit`]),
+    /// then writes the file, as it does when the runtime is dropped or the process
+    /// exits first; the file is complete JSON either way. If it cannot be created,
+    /// the runtime runs without a trace and says so through its
+    /// [warnings](Self::warnings) route. Off, the trace costs one branch per
+    /// coroutine switch.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("corun-doc-{}.json", std::process::id()));
+    /// let rt = corun::Runtime::builder().workers(1).trace(&path).build().unwrap();
+    /// rt.block_on(|| corun::yield_now());
+    /// drop(rt);
+    /// let json = std::fs::read_to_string(&path).unwrap();
+    /// assert!(json.contains(r#""ph":"X""#));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.trace = Some(path.into());
+        self
+    }
+
+    /// Bounds of the scheduler trace ([`Self::trace`]): it records for at most
+    /// `time` from the runtime's start and at most `events` events (32 bytes each
+    /// in memory, 120 to 220 in the file), then writes the file, marked truncated.
+    /// Default: `CORUN_TRACE_LIMIT=<seconds>[,<events>]` if set, else 10 s and
+    /// 1,000,000 events.
+    pub fn trace_limit(mut self, time: Duration, events: usize) -> Self {
+        self.trace_limit = Some((time, events));
+        self
+    }
+
     /// Starts the workers.
     ///
     /// The first runtime of a process raises the soft limit on open descriptors
@@ -196,7 +237,8 @@ impl RuntimeBuilder {
     /// it again).
     ///
     /// Errors: 0 workers, a `CORUN_WORKERS` or `CORUN_SCHEDTRACE` that is not a
-    /// number, a stack size below two pages, or a thread the OS refused.
+    /// number, a `CORUN_TRACE_LIMIT` that is not `<seconds>[,<events>]`, a stack
+    /// size below two pages, or a thread the OS refused.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
@@ -206,6 +248,7 @@ impl RuntimeBuilder {
             Some(d) => d,
             None => schedtrace_from_env()?,
         };
+        let trace = crate::observe::trace::request(self.trace.clone(), self.trace_limit)?;
         let stack_stats = self.stack_stats.unwrap_or_else(|| {
             std::env::var("CORUN_STACK_STATS").is_ok_and(|v| !matches!(v.trim(), "" | "0"))
         });
@@ -236,6 +279,12 @@ impl RuntimeBuilder {
             pollers.push(poller);
             remotes.push(Remote::new(io));
         }
+        let epoch = std::time::Instant::now();
+        let trace = trace.and_then(|req| {
+            let base = workers + extra;
+            let w = &self.warnings;
+            crate::observe::trace::open(req, epoch, &self.name, workers, base, all, w)
+        });
         let shared = Arc::new(Shared {
             observer: Observer {
                 dump: crate::observe::dump::dump,
@@ -265,7 +314,8 @@ impl RuntimeBuilder {
             warnings: self.warnings,
             warn_after: self.warn_after,
             stalls: Default::default(),
-            epoch: std::time::Instant::now(),
+            trace,
+            epoch,
             stack_stats,
             stack_high_water_max: crate::loom::sync::atomic::AtomicUsize::new(0),
             monitor: AtomicBool::new(false),
@@ -381,6 +431,8 @@ impl Runtime {
             name: "corun".into(),
             schedtrace: None,
             stack_stats: None,
+            trace: None,
+            trace_limit: None,
         }
     }
 
@@ -528,6 +580,10 @@ impl Drop for Runtime {
         // No dedicated thread starts after this either (`dedicated::spawn`).
         for t in s.dedicated.take_threads() {
             let _ = t.join();
+        }
+        if let Some(t) = &s.trace {
+            // Every M and sysmon has stopped: the trace is complete.
+            crate::observe::trace::finish(t, crate::sched::trace::Stop::Dropped);
         }
         // SAFETY: every M has been joined above: no thread holds a P any more.
         for g in unsafe { s.take_queued_unstarted() } {

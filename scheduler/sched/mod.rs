@@ -48,6 +48,7 @@ pub(crate) mod task;
 pub(crate) mod template;
 mod thread_clock;
 mod timers;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod warnings;
 pub(crate) mod worker;

@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     pub(crate) stalls: Stalls,
     /// Threads of dedicated coroutines (`dedicated.rs`).
     pub(crate) dedicated: super::dedicated::Dedicated,
+    /// The scheduler trace, when one is recorded (`CORUN_TRACE`, `trace.rs`).
+    pub(crate) trace: Option<Arc<super::trace::Trace>>,
 }
 
 /// Counts of workers that did not yield when asked, by cause (`thread_clock.rs`).
@@ -194,7 +196,18 @@ impl Shared {
             debug_assert!(here.is_some());
             return Ok(());
         };
+        let id = g.header.id;
         self.inject.push(g)?;
+        if let Some(t) = &self.trace {
+            let track = self.track_of_caller(t);
+            t.instant(
+                track,
+                super::trace::Kind::Spawn,
+                id,
+                super::trace::TO_INJECTOR,
+                0,
+            );
+        }
         self.spawned_outside.fetch_add(1, Ordering::Relaxed);
         self.notify_parked();
         Ok(())
@@ -297,6 +310,10 @@ impl Shared {
     }
 
     fn push_inbox(&self, idx: usize, g: G) {
+        if let Some(t) = &self.trace {
+            let track = self.track_of_caller(t);
+            t.instant(track, super::trace::Kind::Wake, g.header.id, idx as u32, 0);
+        }
         let r = &self.remotes[idx];
         {
             let mut q = r.inbox.lock();
@@ -304,6 +321,14 @@ impl Shared {
             r.inbox_len.store(q.len(), Ordering::Release);
         }
         self.unpark_worker(idx);
+    }
+
+    /// The trace track of the calling thread: its M's, or the one of other threads.
+    #[cold]
+    fn track_of_caller(&self, t: &super::trace::Trace) -> usize {
+        context::with_worker(|w| w.owned_by(self).then_some(w.index))
+            .flatten()
+            .unwrap_or_else(|| t.other_track())
     }
 
     /// Wakes worker `i` wherever it sleeps (its condition variable or the poller).
@@ -400,7 +425,7 @@ impl Shared {
             let Some(mut t) = self.portable_timers.try_lock() else {
                 return 0;
             };
-            t.expire(now, |g| due.push(g));
+            t.expire(now, |g, _| due.push(g));
             self.portable_timer_count.store(t.len(), Ordering::Relaxed);
         }
         let n = due.len();

@@ -17,6 +17,7 @@
 
 use super::shared::{Shared, POKE_HANDBACK, POKE_PREEMPT, POKE_TIMERS};
 use super::thread_clock::Verdict;
+use super::trace::Kind;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +76,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
         }
         let now = Instant::now();
         super::wait::refresh_stamp();
+        if let Some(t) = &shared.trace {
+            t.check_time();
+        }
         let mut acted = shared.fire_portable_timers(now) > 0;
         let mut stuck = 0;
         let now_ns = now.saturating_duration_since(shared.epoch).as_nanos() as u64;
@@ -110,6 +114,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
             // with no budget point): its P goes, with a warning.
             let (poked, cpu0) = *s.poked.get_or_insert_with(|| {
                 r.poke.fetch_or(POKE_PREEMPT, Ordering::Relaxed);
+                if let Some(t) = &shared.trace {
+                    let g = r.counters.running.load(Ordering::Relaxed);
+                    t.instant(t.sysmon_track(), Kind::Preempt, g, i as u32, 0);
+                }
                 (now, r.thread.cpu_time())
             });
             if now.duration_since(poked) < PREEMPT_GRACE {
@@ -120,6 +128,11 @@ pub(crate) fn run(shared: Arc<Shared>) {
             if let Ok(to) = shared.ps.revoke(i, &r.claim) {
                 acted = true;
                 shared.handoffs.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = &shared.trace {
+                    let g = r.counters.running.load(Ordering::Relaxed);
+                    let to = to.map_or(u64::MAX, |w| w as u64);
+                    t.instant(t.sysmon_track(), Kind::Handoff, g, i as u32, to);
+                }
                 if let Some(w) = to {
                     shared.unpark_worker(w);
                 }

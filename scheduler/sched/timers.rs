@@ -61,8 +61,8 @@ impl Timers {
     }
 
     /// Pops every timer due at `now` whose park is still current, handing its
-    /// coroutine to `fire`. Returns how many fired.
-    pub(super) fn expire(&mut self, now: Instant, mut fire: impl FnMut(G)) -> usize {
+    /// coroutine and deadline to `fire`. Returns how many fired.
+    pub(super) fn expire(&mut self, now: Instant, mut fire: impl FnMut(G, Instant)) -> usize {
         let mut n = 0;
         while let Some(e) = self.heap.peek() {
             if e.deadline > now {
@@ -71,7 +71,7 @@ impl Timers {
             let e = self.heap.pop().expect("peeked");
             if e.g.header.timer_seq.load(Ordering::Relaxed) == e.seq {
                 n += 1;
-                fire(e.g);
+                fire(e.g, e.deadline);
             }
         }
         n

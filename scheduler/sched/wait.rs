@@ -104,7 +104,7 @@ impl Reason {
         }
     }
 
-    fn from_u8(b: u8) -> Reason {
+    pub(crate) fn from_u8(b: u8) -> Reason {
         REASONS.get(b as usize).copied().unwrap_or(Reason::Unknown)
     }
 }

@@ -44,7 +44,7 @@ impl std::fmt::Debug for Warnings {
 
 /// A route with its rate limit: at most one line a second; the first held back is
 /// given when the second is over, with how many more there were.
-pub(super) struct Route {
+pub(crate) struct Route {
     to: Warnings,
     last: Option<Instant>,
     pending: Option<String>,
@@ -54,7 +54,7 @@ pub(super) struct Route {
 impl Route {
     const EVERY: Duration = Duration::from_secs(1);
 
-    pub(super) fn new(to: Warnings) -> Route {
+    pub(crate) fn new(to: Warnings) -> Route {
         Route {
             to,
             last: None,
@@ -73,7 +73,7 @@ impl Route {
             .is_some_and(|t| now.duration_since(t) < Self::EVERY)
     }
 
-    pub(super) fn say(&mut self, now: Instant, line: String) {
+    pub(crate) fn say(&mut self, now: Instant, line: String) {
         if self.recent(now) {
             match self.pending {
                 None => self.pending = Some(line),

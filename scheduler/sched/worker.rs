@@ -33,6 +33,7 @@ use super::registry::Started;
 use super::shared::Shared;
 use super::task::{make_fiber, Request, G, PARKED, QUEUED, RUNNING};
 use super::timers::Timers;
+use super::trace::{self as tr, Trace};
 use crate::coroutine::stack::{Stack, StackCache, StackPool};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -91,6 +92,9 @@ pub(crate) struct Worker {
     dedicated: bool,
     /// This worker's IO driver, the netpoller (its other half is `Remote::io`).
     poller: RefCell<Box<dyn Driver>>,
+    /// The runtime's trace, if it records one (`trace.rs`): checked once per run
+    /// slice.
+    trace: Option<Arc<Trace>>,
 }
 
 /// The body of worker thread `index`.
@@ -131,6 +135,7 @@ impl Worker {
             p: Cell::new(None),
             held_p: Cell::new(std::ptr::null()),
             in_user: Cell::new(false),
+            trace: shared.trace.clone(),
             shared,
             budget: Cell::new(super::budget::BUDGET),
             streak: Cell::new(0),
@@ -323,6 +328,9 @@ impl Worker {
                 if self.searching.replace(false) {
                     self.shared.idle.stop_searching();
                 }
+                if let Some(t) = &self.trace {
+                    t.instant(self.index, tr::Kind::Handback, 0, tr::NONE, 0);
+                }
                 self.release_p();
                 self.wait_for_p();
             }
@@ -460,6 +468,9 @@ impl Worker {
                 let got = (local.len() - before) as u64 + 1;
                 Counters::bump(&self.counters().stolen, got);
                 Counters::bump(&self.counters().steals, 1);
+                if let Some(t) = &self.trace {
+                    t.instant(self.index, tr::Kind::Steal, 0, v as u32, got);
+                }
                 return Some(g);
             }
         }
@@ -491,7 +502,14 @@ impl Worker {
         }
         let due: Vec<G> = {
             let mut v = Vec::new();
-            timers.expire(Instant::now(), |g| v.push(g));
+            let now = Instant::now();
+            timers.expire(now, |g, deadline| {
+                if let Some(t) = &self.trace {
+                    let late = now.saturating_duration_since(deadline).as_nanos() as u64;
+                    t.instant(self.index, tr::Kind::Timer, g.header.id, tr::NONE, late);
+                }
+                v.push(g);
+            });
             v
         };
         self.publish_next_timer(&timers);
@@ -524,8 +542,9 @@ impl Worker {
                 None => Some(self.index),
             };
             if let Some(to) = to {
+                let id = g.header.id;
                 match self.shared.place(to, g, to != self.index) {
-                    Ok(()) => return,
+                    Ok(()) => return self.trace_spawn(id, to as u32),
                     // That M has exited (shutdown): the spawner's own path abandons it.
                     Err(back) => g = back,
                 }
@@ -533,10 +552,19 @@ impl Worker {
         }
         if self.dedicated {
             // Nothing else runs on a dedicated thread: to the workers.
+            self.trace_spawn(g.header.id, tr::TO_INJECTOR);
             return self.push_portable(g);
         }
+        self.trace_spawn(g.header.id, tr::TO_RUNNEXT);
         if let Some(old) = self.runnext.replace(Some(g)) {
             self.push_back(old);
+        }
+    }
+
+    #[inline]
+    fn trace_spawn(&self, id: u64, to: u32) {
+        if let Some(t) = &self.trace {
+            t.instant(self.index, tr::Kind::Spawn, id, to, 0);
         }
     }
 
@@ -656,7 +684,8 @@ impl Worker {
             // Nobody else changes QUEUED: wakers see it and back off.
             h.state.store(RUNNING, Ordering::Relaxed);
         }
-        if !h.is_started() && !self.start(&g) {
+        let first = !h.is_started();
+        if first && !self.start(&g) {
             return;
         }
         if h.migratable {
@@ -673,7 +702,11 @@ impl Worker {
             .as_mut()
             .expect("started coroutine has a fiber");
         self.enter_user();
-        let r = fiber.resume();
+        // Tracing off, this branch is all a run slice pays for it.
+        let r = match &self.trace {
+            None => fiber.resume(),
+            Some(t) => self.resume_traced(t, fiber, h, first),
+        };
         self.leave_user();
         self.current.set(None);
         match r {
@@ -702,6 +735,35 @@ impl Worker {
             }
             None => self.finished(g),
         }
+    }
+
+    /// Runs `fiber` and records the slice: when, how long, how it ended.
+    #[inline(never)]
+    fn resume_traced(
+        &self,
+        t: &Arc<Trace>,
+        fiber: &mut crate::coroutine::FiberBox<Request>,
+        h: &super::task::Header,
+        first: bool,
+    ) -> Option<Request> {
+        let at = t.now();
+        let r = fiber.resume();
+        let dur = t.now().saturating_sub(at);
+        let end = match r {
+            Some(Request::Yield) => tr::END_YIELD,
+            Some(Request::Park) => tr::END_PARK + h.wait.load(Ordering::Relaxed) as u8,
+            None => tr::END_DONE,
+        };
+        let e = tr::Event {
+            at,
+            dur,
+            g: h.id,
+            kind: tr::Kind::Run,
+            end: end | if first { tr::END_FIRST } else { 0 },
+            other: tr::NONE,
+        };
+        t.record(self.index, e, h.name().filter(|_| first));
+        r
     }
 
     fn push_woken_self(&self, g: G) {
@@ -855,6 +917,27 @@ impl Worker {
     /// Takes a P, sleeping until one is given if none is free (see `handoff.rs`).
     /// Shutdown needs no P: the draining runs regardless.
     fn wait_for_p(&self) {
+        let Some(t) = &self.trace else {
+            self.wait_for_p_untraced();
+            return;
+        };
+        let at = t.now();
+        if !self.wait_for_p_untraced() {
+            return;
+        }
+        let e = tr::Event {
+            at,
+            dur: t.now().saturating_sub(at),
+            g: 0,
+            kind: tr::Kind::WaitP,
+            end: 0,
+            other: tr::NONE,
+        };
+        t.record(self.index, e, None);
+    }
+
+    /// [`Self::wait_for_p`]; true if it had to wait.
+    fn wait_for_p_untraced(&self) -> bool {
         let ps = &self.shared.ps;
         // Not running anything while it waits: sysmon must not take it for stuck.
         self.counters().running.store(0, Ordering::Relaxed);
@@ -866,18 +949,20 @@ impl Worker {
             }
             g => self.runnext.set(g),
         }
+        let mut waited = false;
         loop {
             if let Some(p) = ps.acquire(self.index) {
                 self.set_p(Some(p));
-                return;
+                return waited;
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 ps.cancel_wait(self.index);
                 // Lost the race with a `release` that gave us one after all?
                 self.set_p(ps.held(self.index));
-                return;
+                return waited;
             }
             self.remote().sleeper.park(None);
+            waited = true;
         }
     }
 
