@@ -70,6 +70,12 @@ fn a_thousand_coroutines_make_tokio_requests_on_every_worker() {
     let hs: Vec<_> = (0..1000u32)
         .map(|i| {
             rt.spawn(move || {
+                // A little work first, so that idle workers steal the coroutines
+                // not started yet and every worker runs some.
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_micros(200) {
+                    std::hint::spin_loop();
+                }
                 let got = corun::await_future(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     let mut s = tokio::net::TcpStream::connect(addr).await?;
@@ -90,14 +96,18 @@ fn a_thousand_coroutines_make_tokio_requests_on_every_worker() {
         *by_worker.entry(h.join().unwrap()).or_insert(0) += 1;
     }
     assert_eq!(by_worker.values().sum::<u32>(), 1000);
-    assert_eq!(
-        by_worker.len(),
-        workers,
-        "every worker ran some of them: {by_worker:?}"
-    );
-    assert_eq!(threads_named("br1k-tokio"), 1, "one tokio thread");
+    // (Threads sysmon added, named on from worker-4, may have run some too.)
+    for i in 0..workers {
+        assert!(
+            by_worker.contains_key(&format!("br1k-worker-{i}")),
+            "every worker ran some of them: {by_worker:?}"
+        );
+    }
+    // Its worker, and any thread of its blocking pool (same name).
+    let tokio_threads = threads_named("br1k-tokio");
+    assert!(tokio_threads >= 1, "{tokio_threads} tokio threads");
     drop(rt);
-    support::wait_for("the tokio thread to exit", Duration::from_secs(10), || {
+    support::wait_for("the tokio threads to exit", Duration::from_secs(10), || {
         threads_named("br1k-tokio") == 0
     });
 }
@@ -189,12 +199,12 @@ fn runtime_drop_unwinds_then_stops_tokio() {
         })
     });
     support::wait_for("the tokio thread", Duration::from_secs(10), || {
-        threads_named("brdrop-tokio") == 1
+        threads_named("brdrop-tokio") >= 1
     });
     drop(rt);
     assert!(dropped.load(Ordering::SeqCst));
     assert!(matches!(h.join(), Err(e) if e.downcast_ref::<Cancelled>().is_some()));
-    support::wait_for("the tokio thread to exit", Duration::from_secs(10), || {
+    support::wait_for("the tokio threads to exit", Duration::from_secs(10), || {
         threads_named("brdrop-tokio") == 0
     });
 }
