@@ -202,14 +202,10 @@ pub(crate) fn yield_now() {
     }
 }
 
-#[cfg(not(loom))]
 thread_local! {
-    /// Why the coroutine running on this thread must not switch now, if it must not.
+    /// Why the coroutine running on this thread must not switch now, if it must not
+    /// (std's thread-local under loom too: no model sets it).
     static NO_SWITCH: Cell<Option<&'static str>> = const { Cell::new(None) };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static NO_SWITCH: Cell<Option<&'static str>> = Cell::new(None);
 }
 
 /// While it lives, a coroutine of this thread that parks or yields panics with
@@ -248,6 +244,7 @@ fn no_switch_check() {
 
 /// Whether no [`NoSwitch`] is held on this thread (the budget skips its yield
 /// then; `await_future` does not enter tokio's context twice).
+#[cfg_attr(loom, allow(dead_code))] // the budget does not yield under loom
 #[inline(never)]
 pub(crate) fn may_switch() -> bool {
     NO_SWITCH.with(Cell::get).is_none()
