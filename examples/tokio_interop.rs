@@ -7,6 +7,10 @@
 //! `tokio::runtime::Handle::spawn` and waits for the `JoinHandle` with
 //! `corun::await_future`, which parks the coroutine (not its worker) until tokio's
 //! waker fires.
+//!
+//! With corun's cargo feature `tokio`, `corun::await_future` runs such futures
+//! directly, on a tokio runtime corun starts for you (`docs/services-tokio.md`,
+//! `examples/redis_service.rs`); this example shows the way without the feature.
 
 use std::time::{Duration, Instant};
 

@@ -36,6 +36,9 @@
 //! - [`net`] has TCP, UDP and Unix sockets with `std`'s API whose waits park the
 //!   coroutine on the runtime's netpoller; [`signal::notify`] delivers OS signals
 //!   on a channel.
+//! - [`await_future`] waits for a `Future`, parking the coroutine; with the cargo
+//!   feature `tokio` it also runs tokio-based futures (hyper, redis, sqlx...), on a
+//!   tokio runtime corun starts for the purpose.
 //! - [`Generator`] is Python's `yield`/`send` generator on a stack of its own; it runs
 //!   on the caller's thread and needs no runtime.
 //! - [`dump`] lists every live coroutine and what it waits on, as Go's goroutine dump;

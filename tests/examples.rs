@@ -103,6 +103,23 @@ fn resp_server_answers_redis_cli() {
     server.wait().unwrap();
 }
 
+/// Built with `--features tokio` only; it skips when redis-server is missing.
+#[cfg(feature = "tokio")]
+#[test]
+fn redis_service_checks_every_value() {
+    let Some(ex) = example("redis_service") else {
+        return;
+    };
+    let out = run(Command::new(ex).arg("300"));
+    if out.starts_with("skipped:") {
+        eprintln!("SKIPPED: redis_service: {out}");
+        return;
+    }
+    assert!(out.contains("300 logins through the redis crate"), "{out}");
+    assert!(out.contains("300 logins over corun::net"), "{out}");
+    assert!(out.contains("logins counted: 600"), "{out}");
+}
+
 #[test]
 fn tokio_interop_runs() {
     let Some(ex) = example("tokio_interop") else {

@@ -319,6 +319,7 @@ impl RuntimeBuilder {
             stack_stats,
             stack_high_water_max: crate::loom::sync::atomic::AtomicUsize::new(0),
             monitor: AtomicBool::new(false),
+            attached: OnceLock::new(),
         });
         let mut threads = Vec::with_capacity(workers);
         for (i, poller) in pollers.into_iter().enumerate() {
@@ -593,6 +594,11 @@ impl Drop for Runtime {
         // here, not in whatever thread drops the last reference to the runtime.
         let timers = std::mem::take(&mut *s.portable_timers.lock());
         drop(timers);
+        // What a client runs for this runtime (the tokio bridge's runtime) stops
+        // after the coroutines that used it have unwound.
+        if let Some(a) = s.attached.get() {
+            a.shutdown();
+        }
         // Normally every coroutine has ended by now. Under `panic = "abort"` the
         // started ones could not be unwound: they are leaked, stacks and values.
         let left = s.take_alive();

@@ -67,7 +67,9 @@ fn step(count: bool) {
                 }
             }
         });
-        if spent == Some(true) {
+        // Not while `await_future` polls inside tokio's context (`park::NoSwitch`):
+        // the operation completes without waiting, so it need not yield.
+        if spent == Some(true) && super::park::may_switch() {
             context::with_current(|t| {
                 // SAFETY: `current` is set, so we are that coroutine, running on its
                 // own stack. The worker refills the budget when it resumes us.

@@ -24,6 +24,7 @@
 use super::context;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
 pub(crate) use super::wait::Reason;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -140,6 +141,7 @@ fn park_thread(reason: Reason, deadline: Option<Instant>) {
 }
 
 fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason, cancel: Cancel) {
+    no_switch_check();
     let h = &t.header;
     let point = cancel == Cancel::Point;
     if point {
@@ -188,6 +190,7 @@ fn park_coroutine(t: &Task, deadline: Option<Instant>, reason: Reason, cancel: C
 /// Gives the worker to the other runnable coroutines, then continues.
 pub(crate) fn yield_now() {
     let yielded = context::with_current(|t| {
+        no_switch_check();
         let h = &t.header;
         super::cancel::checkpoint(h);
         // SAFETY: we are this coroutine, running on its own stack.
@@ -197,6 +200,54 @@ pub(crate) fn yield_now() {
     if yielded.is_none() {
         thread::yield_now();
     }
+}
+
+thread_local! {
+    /// Why the coroutine running on this thread must not switch now, if it must not
+    /// (std's thread-local under loom too: no model sets it).
+    static NO_SWITCH: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// While it lives, a coroutine of this thread that parks or yields panics with
+/// `why` instead: `await_future` holds one around each poll it makes inside tokio's
+/// context, which a switch would hand to the next coroutine. Plain threads may park.
+/// The coroutine cannot switch while it lives, so it stays on this thread.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+pub(crate) struct NoSwitch(Option<&'static str>);
+
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+impl NoSwitch {
+    pub(crate) fn new(why: &'static str) -> NoSwitch {
+        NoSwitch(swap_no_switch(Some(why)))
+    }
+}
+
+impl Drop for NoSwitch {
+    fn drop(&mut self) {
+        swap_no_switch(self.0);
+    }
+}
+
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+#[inline(never)]
+fn swap_no_switch(why: Option<&'static str>) -> Option<&'static str> {
+    NO_SWITCH.with(|c| c.replace(why))
+}
+
+/// Panics if a [`NoSwitch`] is held: called by a coroutine about to switch.
+#[inline(never)]
+fn no_switch_check() {
+    if let Some(why) = NO_SWITCH.with(Cell::get) {
+        panic!("{why}");
+    }
+}
+
+/// Whether no [`NoSwitch`] is held on this thread (the budget skips its yield
+/// then; `await_future` does not enter tokio's context twice).
+#[cfg_attr(loom, allow(dead_code))] // the budget does not yield under loom
+#[inline(never)]
+pub(crate) fn may_switch() -> bool {
+    NO_SWITCH.with(Cell::get).is_none()
 }
 
 /// A plain thread as a waiter: counted waiting from its park until a waker (or its

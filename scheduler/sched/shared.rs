@@ -168,6 +168,19 @@ pub(crate) struct Shared {
     pub(crate) dedicated: super::dedicated::Dedicated,
     /// The scheduler trace, when one is recorded (`CORUN_TRACE`, `trace.rs`).
     pub(crate) trace: Option<Arc<super::trace::Trace>>,
+    /// A client's state kept per runtime and made at its first use (the tokio
+    /// bridge's reactor, `await_future`): `Runtime::drop` shuts it down once every
+    /// coroutine has ended.
+    pub(crate) attached: std::sync::OnceLock<Box<dyn Attached>>,
+}
+
+/// See [`Shared::attached`]: the core stores it and says when to stop, nothing more.
+pub(crate) trait Attached: Send + Sync {
+    /// Stops what it runs; called once, after the runtime's coroutines have ended.
+    fn shutdown(&self);
+    /// For the client to find its own type again.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// Counts of workers that did not yield when asked, by cause (`thread_clock.rs`).

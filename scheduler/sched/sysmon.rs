@@ -246,11 +246,13 @@ fn hog_warning(shared: &Shared, i: usize, held: Duration, verdict: Verdict) -> S
         ),
         Verdict::Blocked => format!(
             "coroutine {label} has been blocked in a system call on worker {i} for {ms} ms; \
-             run the call in corun::blocking(..)"
+             run the call in corun::blocking(..), or await a future with \
+             corun::await_future(..) rather than a runtime's block_on"
         ),
         Verdict::Unknown | Verdict::Descheduled => format!(
             "coroutine {label} has held worker {i} for {ms} ms without a switch; if it \
-             blocks, run the call in corun::blocking(..); if it computes, call \
+             blocks, run the call in corun::blocking(..) (a future: \
+             corun::await_future(..)); if it computes, call \
              corun::yield_now() in its loop"
         ),
     };
