@@ -9,7 +9,7 @@
 //! waker fires.
 //!
 //! With corun's cargo feature `tokio`, `corun::await_future` runs such futures
-//! directly, on a tokio runtime corun starts for you (`docs/services-tokio.md`,
+//! directly, on a tokio runtime corun starts for you (`docs/services.md`,
 //! `examples/redis_service.rs`); this example shows the way without the feature.
 
 use std::time::{Duration, Instant};
