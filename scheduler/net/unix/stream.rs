@@ -137,7 +137,7 @@ impl UnixStream {
             }
         }
         // In progress (not what Linux does for Unix sockets, but allowed).
-        sock.finish_connect(None)?;
+        sock.finish_connect(crate::sched::interrupt::Until::NEVER)?;
         Ok(UnixStream { sock })
     }
 
