@@ -395,3 +395,32 @@ fn many_waiters_share_one_context() {
     cancel.cancel();
     assert!(hs.into_iter().all(|h| h.join().unwrap()));
 }
+
+#[test]
+fn a_long_chain_of_contexts_drops_and_cancels_without_recursion() {
+    // In a coroutine (a 256 KiB stack): recursion over the chain would overflow.
+    corun::spawn(|| {
+        let (root, cancel) = Context::background().with_cancel();
+        let mut ctx = root.clone();
+        for i in 0..20_000 {
+            ctx = ctx.with_cancel().0;
+            if i % 2_000 == 0 {
+                corun::yield_now(); // no hog warning
+            }
+        }
+        cancel.cancel();
+        assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+        drop(ctx);
+        let mut ctx = root.with_timeout(FOREVER).0;
+        for i in 0..20_000 {
+            ctx = ctx.with_cancel().0;
+            if i % 2_000 == 0 {
+                corun::yield_now(); // no hog warning
+            }
+        }
+        drop(ctx);
+        assert_eq!(root.err(), Some(ContextError::Cancelled));
+    })
+    .join()
+    .unwrap();
+}

@@ -365,8 +365,9 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
+impl Node {
+    /// What a node gives back when it goes: its place in its parent, its timer.
+    fn release(&mut self) {
         let in_parent = self.state.lock().in_parent.take();
         if let (Some(key), Some(p)) = (in_parent, &self.parent) {
             p.remove_child(key);
@@ -374,6 +375,21 @@ impl Drop for Node {
         if self.timer.load(Ordering::Acquire) {
             // Ends the deadline timer now rather than at the deadline.
             self.intr.fire(ContextError::CANCELLED);
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.release();
+        // Ancestors that go with it are dropped in a loop, not by recursion: a
+        // context derived again and again must not overflow the stack.
+        let mut parent = self.parent.take();
+        while let Some(p) = parent {
+            parent = Arc::into_inner(p).and_then(|mut n| {
+                n.release();
+                n.parent.take()
+            });
         }
     }
 }
