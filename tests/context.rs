@@ -424,3 +424,42 @@ fn a_long_chain_of_contexts_drops_and_cancels_without_recursion() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn unix_socket_forms_and_the_io_adapter() {
+    use corun::context::WithContext;
+    use corun::net::{UnixListener, UnixStream};
+    use std::io::{BufRead, BufReader, Read};
+    for errs in both(|| {
+        let path = std::env::temp_dir().join(format!(
+            "corun-ctx-{}-{:?}.sock",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let accept = l.accept_ctx(&timeout_ctx()).unwrap_err();
+        let (a, b) = UnixStream::pair().unwrap();
+        let read = b.read_ctx(&mut [0u8; 4], &timeout_ctx()).unwrap_err();
+        // The adapter: a line arrives whole, the next one never ends.
+        let ctx = timeout_ctx();
+        a.write_all_ctx(b"one\ntwo", &ctx).unwrap();
+        let mut lines = BufReader::new(WithContext::new(&b, &ctx));
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        assert_eq!(line, "one\n");
+        let mut rest = Vec::new();
+        let adapter = lines.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(rest, b"two");
+        std::fs::remove_file(&path).unwrap();
+        [accept, read, adapter]
+    }) {
+        for e in errs {
+            assert_eq!(
+                ContextError::from_io(&e),
+                Some(ContextError::DeadlineExceeded),
+                "{e}"
+            );
+        }
+    }
+}

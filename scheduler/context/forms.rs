@@ -8,7 +8,7 @@
 
 use super::{Context, ContextError, RecvCtxError, SendCtxError};
 use crate::chan::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
-use crate::net::{TcpListener, TcpStream};
+use crate::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::sched::{cancel, park};
 use crate::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 use std::io;
@@ -128,6 +128,28 @@ impl Semaphore {
     }
 }
 
+/// `write_ctx` and `write_all_ctx` of a stream type that has `write_until`.
+macro_rules! stream_forms {
+    () => {
+        /// As `write`, giving up when `ctx` is done; see `read_ctx`.
+        pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+            net_op(ctx, || self.write_until(buf, ctx.until()))
+        }
+
+        /// As `write_all`, giving up when `ctx` is done (part of `buf` may have
+        /// been written).
+        pub fn write_all_ctx(&self, mut buf: &[u8], ctx: &Context) -> io::Result<()> {
+            while !buf.is_empty() {
+                match self.write_ctx(buf, ctx)? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    n => buf = &buf[n..],
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
 /// Runs a socket operation with `ctx`: fails at once if it is done, and turns the
 /// `WouldBlock`/`TimedOut` of a wait that `ctx` ended into its error. (A socket
 /// timeout that expires first keeps its own error.)
@@ -185,20 +207,87 @@ impl TcpStream {
         net_op(ctx, || self.read_until(buf, ctx.until()))
     }
 
-    /// As `write`, giving up when `ctx` is done; see [`read_ctx`](Self::read_ctx).
-    pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
-        net_op(ctx, || self.write_until(buf, ctx.until()))
-    }
+    stream_forms!();
+}
 
-    /// As `write_all`, giving up when `ctx` is done (part of `buf` may have been
-    /// written).
-    pub fn write_all_ctx(&self, mut buf: &[u8], ctx: &Context) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write_ctx(buf, ctx)? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+impl UnixListener {
+    /// As [`accept`](Self::accept), giving up when `ctx` is done; see
+    /// [`TcpListener::accept_ctx`].
+    pub fn accept_ctx(
+        &self,
+        ctx: &Context,
+    ) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
+        net_op(ctx, || self.accept_until(ctx.until()))
     }
 }
+
+impl UnixStream {
+    /// As `read`, giving up when `ctx` is done; see [`TcpStream::read_ctx`].
+    ///
+    /// ```
+    /// use corun::{net::UnixStream, Context, ContextError};
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let h = corun::go!(move || a.read_ctx(&mut [0u8; 8], &ctx));
+    /// cancel.cancel();
+    /// let e = h.join().unwrap().unwrap_err();
+    /// assert_eq!(ContextError::from_io(&e), Some(ContextError::Cancelled));
+    /// ```
+    pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        net_op(ctx, || self.read_until(buf, ctx.until()))
+    }
+
+    stream_forms!();
+}
+
+/// A stream with a context: `Read` and `Write` through the context forms, so
+/// `read_exact`, `write_all`, `BufReader`, `io::copy`... stop when the context is
+/// done (with its error: never `Interrupted`, so they do not retry).
+///
+/// ```
+/// use corun::context::WithContext;
+/// use corun::net::UnixStream;
+/// use corun::{Context, ContextError};
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// let (a, b) = UnixStream::pair().unwrap();
+/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(20));
+/// WithContext::new(&a, &ctx).write_all(b"half").unwrap();
+/// let mut buf = [0u8; 8]; // wants 8 bytes, only 4 come
+/// let e = WithContext::new(&b, &ctx).read_exact(&mut buf).unwrap_err();
+/// assert_eq!(ContextError::from_io(&e), Some(ContextError::DeadlineExceeded));
+/// ```
+#[derive(Debug)]
+pub struct WithContext<'a, S> {
+    stream: &'a S,
+    ctx: &'a Context,
+}
+
+impl<'a, S> WithContext<'a, S> {
+    /// `stream`, whose reads and writes give up when `ctx` is done.
+    pub fn new(stream: &'a S, ctx: &'a Context) -> WithContext<'a, S> {
+        WithContext { stream, ctx }
+    }
+}
+
+macro_rules! with_context_io {
+    ($($t:ty),*) => {$(
+        impl io::Read for WithContext<'_, $t> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.stream.read_ctx(buf, self.ctx)
+            }
+        }
+
+        impl io::Write for WithContext<'_, $t> {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.stream.write_ctx(buf, self.ctx)
+            }
+
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+with_context_io!(TcpStream, UnixStream);

@@ -19,7 +19,10 @@
 //! | `s.acquire()` | [`s.acquire_ctx(&ctx)`](crate::sync::Semaphore::acquire_ctx) | [`ContextError`] |
 //! | `l.accept()` | [`l.accept_ctx(&ctx)`](crate::net::TcpListener::accept_ctx) | `io::Error` carrying a [`ContextError`] |
 //! | `TcpStream::connect(a)` | [`TcpStream::connect_ctx(a, &ctx)`](crate::net::TcpStream::connect_ctx) | the same |
-//! | `s.read(buf)`, `s.write(buf)` | [`s.read_ctx(buf, &ctx)`](crate::net::TcpStream::read_ctx), [`write_ctx`](crate::net::TcpStream::write_ctx) | the same |
+//! | `s.read(buf)`, `s.write(buf)` | [`s.read_ctx(buf, &ctx)`](crate::net::TcpStream::read_ctx), [`write_ctx`](crate::net::TcpStream::write_ctx), [`write_all_ctx`](crate::net::TcpStream::write_all_ctx) | the same |
+//! | `Read`/`Write` of a stream | [`WithContext::new(&s, &ctx)`](WithContext) | the same |
+//!
+//! The socket forms exist for `TcpListener`/`TcpStream` and `UnixListener`/`UnixStream`.
 //!
 //! A form given a context that is already done fails at once, without trying the
 //! operation. Anything else can wait on [`Context::done`] in a [`select!`](crate::select).
@@ -48,7 +51,7 @@ mod forms;
 mod group;
 
 pub use error::{ContextError, RecvCtxError, SendCtxError};
-pub use forms::sleep_ctx;
+pub use forms::{sleep_ctx, WithContext};
 pub use group::Group;
 
 use crate::chan::{self, Receiver, Sender};
