@@ -116,25 +116,27 @@ fn deadline_interrupts_socket_read_and_accept() {
 fn cancel_interrupts_socket_read_write_and_accept() {
     for errs in both(|| {
         let (ctx, cancel) = Context::background().with_cancel();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (_peer, _) = l.accept().unwrap(); // never reads: the writer fills up
-        let l = Arc::new(l);
+        let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+        let s = Arc::new(TcpStream::connect(l.local_addr().unwrap()).unwrap());
+        let (_peer, _) = l.accept().unwrap(); // never reads nor writes
+        let (c, s2) = (ctx.clone(), s.clone());
+        let read = corun::spawn(move || s2.read_ctx(&mut [0u8; 8], &c).unwrap_err());
+        let (c, l2) = (ctx.clone(), l.clone());
+        let accept = corun::spawn(move || l2.accept_ctx(&c).unwrap_err());
         let c = ctx.clone();
-        let h = corun::spawn(move || {
-            let read = s.read_ctx(&mut [0u8; 8], &c).unwrap_err();
-            let accept = l.accept_ctx(&c).unwrap_err();
+        let write = corun::spawn(move || {
             let big = vec![0u8; 1 << 20];
-            let write = loop {
+            loop {
                 if let Err(e) = s.write_ctx(&big, &c) {
-                    break e;
+                    break e; // the buffers filled up, then the cancel came
                 }
-            };
-            [read, accept, write]
+            }
         });
-        corun::sleep(SHORT);
+        wait_for("the three to wait", SOON, || {
+            corun::dump().matches("IO wait").count() >= 3
+        });
         cancel.cancel();
-        h.join().unwrap()
+        [read, accept, write].map(|h| h.join().unwrap())
     }) {
         for e in errs {
             assert_eq!(
