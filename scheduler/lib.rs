@@ -33,6 +33,12 @@
 //!   on first use.
 //! - [`JoinHandle::cancel`] asks a coroutine to stop: it unwinds from its next
 //!   cancellation point and its `join()` gives a [`Cancelled`] payload.
+//! - [`Context`] is Go's `context.Context`: cancellation and deadlines handed to
+//!   work, which waits with the `_ctx` forms of the blocking operations
+//!   (`recv_ctx`, `send_ctx`, `lock_ctx`, [`sleep_ctx`], `accept_ctx`, `read_ctx`...)
+//!   and gets a [`ContextError`] back instead of waiting on; [`Group`] is Go's
+//!   `errgroup`: coroutines joined together, cancelled when one fails. See
+//!   [`context`].
 //! - [`net`] has TCP, UDP and Unix sockets with `std`'s API whose waits park the
 //!   coroutine on the runtime's netpoller; [`signal::notify`] delivers OS signals
 //!   on a channel.
@@ -79,6 +85,7 @@
 mod await_future;
 pub mod blocking;
 pub mod chan;
+pub mod context;
 /// The fiber layer on its own: a function on a stack of its own, switched to and from
 /// (`examples/prof.rs` measures the bare switch with it). The runtime is built on it.
 pub mod coroutine;
@@ -96,6 +103,7 @@ mod time;
 
 pub use await_future::await_future;
 pub use blocking::blocking;
+pub use context::{sleep_ctx, CancelHandle, Context, ContextError, Group};
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
 pub use observe::metrics::{Metrics, WorkerMetrics};
 pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};

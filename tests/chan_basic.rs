@@ -424,11 +424,11 @@ fn threads_and_coroutines_mixed() {
 fn error_messages() {
     assert_eq!(
         chan::SendError(1).to_string(),
-        "sending on a channel whose receivers are all gone"
+        "sending on a closed channel (its receivers are all gone, or a sender closed it)"
     );
     assert_eq!(
         RecvError.to_string(),
-        "receiving on an empty channel whose senders are all gone"
+        "receiving on an empty, closed channel (its senders are all gone, or one closed it)"
     );
     assert_eq!(
         TrySendError::Full(1).to_string(),

@@ -15,18 +15,18 @@ use super::waiters::park::{self, Waiter};
 use super::waiters::{loom_yield, Selector, WaitEntry, WaitList, ABORTED};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
+use crate::sched::interrupt::Until;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::time::Instant;
 
 pub(super) struct Inner<T> {
     buf: VecDeque<T>,
     pub(super) recvq: WaitList<T>,
     pub(super) sendq: WaitList<T>,
-    /// Every `Sender` is gone.
-    senders_gone: bool,
-    /// Every `Receiver` is gone.
-    receivers_gone: bool,
+    /// No value will come any more: every `Sender` is gone, or one called `close`.
+    closed: bool,
+    /// Sends fail: every `Receiver` is gone, or a `Sender` called `close`.
+    sends_fail: bool,
 }
 
 // SAFETY: the queues hold pointers to entries whose values are `T`s moved between
@@ -63,8 +63,8 @@ impl<T> Chan<T> {
                 buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
                 recvq: WaitList::new(),
                 sendq: WaitList::new(),
-                senders_gone: false,
-                receivers_gone: false,
+                closed: false,
+                sends_fail: false,
             }),
             cap,
             senders: AtomicUsize::new(1),
@@ -142,7 +142,7 @@ impl<T> Chan<T> {
         if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             let woken = {
                 let mut g = self.inner.lock();
-                g.senders_gone = true;
+                g.closed = true;
                 self.bump();
                 g.recvq.disconnect()
             };
@@ -155,7 +155,7 @@ impl<T> Chan<T> {
         if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             let (woken, _drained) = {
                 let mut g = self.inner.lock();
-                g.receivers_gone = true;
+                g.sends_fail = true;
                 self.bump();
                 // Nobody can receive these any more; drop them outside the lock.
                 (g.sendq.disconnect(), std::mem::take(&mut g.buf))
@@ -164,11 +164,31 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Closes the channel while senders remain (Go's `close`): receivers drain what
+    /// is buffered then see it closed; waiting and later sends fail with their
+    /// value. Returns false if it was closed already.
+    pub(super) fn close(&self) -> bool {
+        let woken = {
+            let mut g = self.inner.lock();
+            if g.closed && g.sends_fail {
+                return false;
+            }
+            g.closed = true;
+            g.sends_fail = true;
+            self.bump();
+            let mut woken = g.recvq.disconnect();
+            woken.extend(g.sendq.disconnect());
+            woken
+        };
+        woken.iter().for_each(Waiter::unpark);
+        true
+    }
+
     /// Under the lock: whether the given side could complete now for a selector `me`.
     pub(super) fn ready(&self, g: &Inner<T>, side: Side, me: *const Selector) -> bool {
         match side {
-            Side::Recv => !g.buf.is_empty() || g.senders_gone || g.sendq.has_live(me),
-            Side::Send => g.receivers_gone || self.has_room(g) || g.recvq.has_live(me),
+            Side::Recv => !g.buf.is_empty() || g.closed || g.sendq.has_live(me),
+            Side::Send => g.sends_fail || self.has_room(g) || g.recvq.has_live(me),
         }
     }
 
@@ -181,7 +201,7 @@ impl<T> Chan<T> {
         v: T,
         me: *const Selector,
     ) -> Result<Option<Waiter>, TrySendError<T>> {
-        if g.receivers_gone {
+        if g.sends_fail {
             return Err(TrySendError::Disconnected(v));
         }
         let v = match g.recvq.give(v, me) {
@@ -219,7 +239,7 @@ impl<T> Chan<T> {
         if let Some((v, w)) = g.sendq.take(me) {
             return Ok((v, Some(w)));
         }
-        if g.senders_gone {
+        if g.closed {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
@@ -251,8 +271,8 @@ impl<T> Chan<T> {
         })
     }
 
-    /// Sends, waiting for room or a receiver until `deadline` (forever if `None`).
-    pub(super) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+    /// Sends, waiting for room or a receiver until `until` passes (`Timeout`).
+    pub(crate) fn send(&self, v: T, until: Until<'_>) -> Result<(), SendTimeoutError<T>> {
         crate::sched::budget::consume();
         let mut step = 0;
         let mut v = v;
@@ -271,7 +291,7 @@ impl<T> Chan<T> {
                 }
                 Err(TrySendError::Full(v)) => v,
             };
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if until.passed() {
                 return Err(SendTimeoutError::Timeout(v));
             }
             // A worker with other coroutines to run parks at once, keeping the
@@ -284,7 +304,7 @@ impl<T> Chan<T> {
             self.backoff(seen, &mut step);
         };
         let mut entry = WaitEntry::new(Some(v));
-        let won = self.wait_for_peer(g, Side::Send, &mut entry, deadline);
+        let won = self.wait_for_peer(g, Side::Send, &mut entry, until);
         let slot = entry.slot_mut().take();
         match (won, slot) {
             (true, None) => Ok(()),
@@ -295,14 +315,14 @@ impl<T> Chan<T> {
     }
 
     /// Queues `entry` on `side`'s wait list (the lock `g` is held), releases the lock
-    /// and parks until a peer completes the operation (`true`) or `deadline` passes
+    /// and parks until a peer completes the operation (`true`) or `until` passes
     /// and it is withdrawn (`false`). The entry is in no list when this returns.
     fn wait_for_peer(
         &self,
         mut g: MutexGuard<'_, Inner<T>>,
         side: Side,
         entry: &mut WaitEntry<T>,
-        deadline: Option<Instant>,
+        until: Until<'_>,
     ) -> bool {
         let sel = Selector::new();
         entry.bind(&sel, 0);
@@ -324,13 +344,13 @@ impl<T> Chan<T> {
         };
         self.bump();
         drop(g);
-        let won = wait.park(deadline);
+        let won = wait.park(until);
         drop(wait);
         won
     }
 
-    /// Receives, waiting for a value until `deadline` (forever if `None`).
-    pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    /// Receives, waiting for a value until `until` passes (`Timeout`).
+    pub(crate) fn recv(&self, until: Until<'_>) -> Result<T, RecvTimeoutError> {
         crate::sched::budget::consume();
         let mut step = 0;
         let g = loop {
@@ -346,7 +366,7 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if until.passed() {
                 return Err(RecvTimeoutError::Timeout);
             }
             // A worker with other coroutines to run parks at once, keeping the
@@ -359,7 +379,7 @@ impl<T> Chan<T> {
             self.backoff(seen, &mut step);
         };
         let mut entry = WaitEntry::new(None);
-        let won = self.wait_for_peer(g, Side::Recv, &mut entry, deadline);
+        let won = self.wait_for_peer(g, Side::Recv, &mut entry, until);
         match (won, entry.slot_mut().take()) {
             (true, Some(v)) => Ok(v),
             (true, None) => Err(RecvTimeoutError::Disconnected),
@@ -387,30 +407,30 @@ struct Wait<'a, T> {
 }
 
 impl<T> Wait<'_, T> {
-    /// Parks until a waker completes the operation (`true`) or the deadline passes and
+    /// Parks until a waker completes the operation (`true`) or `until` passes and
     /// the operation is withdrawn (`false`).
-    fn park(&mut self, deadline: Option<Instant>) -> bool {
+    fn park(&mut self, until: Until<'_>) -> bool {
         loom_yield();
         let reason = match self.side {
             Side::Send => park::Reason::ChanSend,
             Side::Recv => park::Reason::ChanRecv,
         };
+        let _watch = until.watch();
         loop {
             if let Some(s) = self.sel.selected() {
                 return s != ABORTED;
             }
-            match deadline {
-                None => park::park(reason, None, park::Cancel::Point),
-                Some(d) => {
-                    if Instant::now() >= d {
-                        if self.sel.try_abort() {
-                            return false;
-                        }
-                        continue; // a waker won just now
-                    }
-                    park::park(reason, Some(d), park::Cancel::Point);
-                }
+            if until.is_never() {
+                park::park(reason, None, park::Cancel::Point);
+                continue;
             }
+            if until.passed() {
+                if self.sel.try_abort() {
+                    return false;
+                }
+                continue; // a waker won just now
+            }
+            park::park(reason, until.deadline, park::Cancel::Point);
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::error::Error;
 use std::fmt;
 
-/// `send` found every `Receiver` gone; the value comes back inside.
+/// `send` found the channel closed (every `Receiver` gone, or a
+/// [`Sender::close`](super::Sender::close)); the value comes back inside.
 ///
 /// ```
 /// let (tx, rx) = corun::chan::bounded::<i32>(1);
@@ -29,13 +30,16 @@ impl<T> fmt::Debug for SendError<T> {
 
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a channel whose receivers are all gone")
+        f.write_str(
+            "sending on a closed channel (its receivers are all gone, or a sender closed it)",
+        )
     }
 }
 
 impl<T> Error for SendError<T> {}
 
-/// `recv` found the channel empty and every `Sender` gone.
+/// `recv` found the channel empty and closed (every `Sender` gone, or a
+/// [`Sender::close`](super::Sender::close)).
 ///
 /// ```
 /// let (tx, rx) = corun::chan::unbounded::<i32>();
@@ -47,7 +51,9 @@ pub struct RecvError;
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("receiving on an empty channel whose senders are all gone")
+        f.write_str(
+            "receiving on an empty, closed channel (its senders are all gone, or one closed it)",
+        )
     }
 }
 
@@ -103,9 +109,9 @@ impl<T> fmt::Display for TrySendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TrySendError::Full(_) => f.write_str("sending on a full channel"),
-            TrySendError::Disconnected(_) => {
-                f.write_str("sending on a channel whose receivers are all gone")
-            }
+            TrySendError::Disconnected(_) => f.write_str(
+                "sending on a closed channel (its receivers are all gone, or a sender closed it)",
+            ),
         }
     }
 }
@@ -152,7 +158,7 @@ impl fmt::Display for TryRecvError {
         match self {
             TryRecvError::Empty => f.write_str("receiving on an empty channel"),
             TryRecvError::Disconnected => {
-                f.write_str("receiving on an empty channel whose senders are all gone")
+                f.write_str("receiving on an empty, closed channel (its senders are all gone, or one closed it)")
             }
         }
     }
@@ -215,9 +221,9 @@ impl<T> fmt::Display for SendTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendTimeoutError::Timeout(_) => f.write_str("timed out sending on a full channel"),
-            SendTimeoutError::Disconnected(_) => {
-                f.write_str("sending on a channel whose receivers are all gone")
-            }
+            SendTimeoutError::Disconnected(_) => f.write_str(
+                "sending on a closed channel (its receivers are all gone, or a sender closed it)",
+            ),
         }
     }
 }
@@ -263,7 +269,7 @@ impl fmt::Display for RecvTimeoutError {
         match self {
             RecvTimeoutError::Timeout => f.write_str("timed out receiving on an empty channel"),
             RecvTimeoutError::Disconnected => {
-                f.write_str("receiving on an empty channel whose senders are all gone")
+                f.write_str("receiving on an empty, closed channel (its senders are all gone, or one closed it)")
             }
         }
     }

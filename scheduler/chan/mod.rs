@@ -19,8 +19,9 @@
 //! producer.join().unwrap();
 //! ```
 //!
-//! Closing follows the ends: when every [`Sender`] is gone, receivers drain what is
-//! buffered and then get [`RecvError`]; when every [`Receiver`] is gone, `send` gives
+//! Closing follows the ends: when every [`Sender`] is gone (or one calls
+//! [`Sender::close`], Go's `close(ch)`), receivers drain what is buffered and then get
+//! [`RecvError`]; when every [`Receiver`] is gone (or after `close`), `send` gives
 //! the value back in [`SendError`]. No value is lost or received twice.
 //!
 //! Design (see `docs/architecture.md`): one short lock per channel around a buffer and
@@ -38,6 +39,7 @@ pub use error::{
 };
 pub use timer::{after, tick};
 
+use crate::sched::interrupt::Until;
 use channel::Chan;
 use std::fmt;
 use std::sync::Arc;
@@ -195,7 +197,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan
-            .send(value, None)
+            .send(value, Until::NEVER)
             .map_err(|e| SendError(e.into_inner()))
     }
 
@@ -221,7 +223,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.chan.send(value, deadline(timeout))
+        self.chan.send(value, Until::at(deadline(timeout)))
     }
 
     /// As [`send`](Self::send), giving up at `deadline`.
@@ -233,7 +235,32 @@ impl<T> Sender<T> {
     /// assert!(tx.send_deadline(1, at).unwrap_err().is_timeout());
     /// ```
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        self.chan.send(value, Some(deadline))
+        self.chan.send(value, Until::at(Some(deadline)))
+    }
+
+    /// Closes the channel, as Go's `close(ch)`, while this and other senders remain:
+    /// receivers get what is buffered, then [`RecvError`]; every send after it (and
+    /// every send waiting now) fails with [`SendError`], giving its value back. A
+    /// `select!` arm on the channel sees it as closed. Returns false, doing nothing,
+    /// if it was closed already (so any sender may call it; Go would panic).
+    ///
+    /// ```
+    /// let (tx, rx) = corun::chan::bounded(4);
+    /// let tx2 = tx.clone();
+    /// tx.send(1).unwrap();
+    /// assert!(tx2.close());
+    /// assert!(!tx.close()); // already closed
+    /// assert_eq!(tx.send(2).unwrap_err().into_inner(), 2);
+    /// assert_eq!(rx.recv(), Ok(1)); // drained first...
+    /// assert!(rx.recv().is_err()); // ...then closed, though `tx` lives
+    /// ```
+    pub fn close(&self) -> bool {
+        self.chan.close()
+    }
+
+    /// Sends unless `until` passes first (`Timeout`): the context forms.
+    pub(crate) fn send_until(&self, value: T, until: Until<'_>) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(value, until)
     }
 }
 
@@ -267,7 +294,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv().is_err()); // the sender is gone
     /// ```
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
+        self.chan.recv(Until::NEVER).map_err(|_| RecvError)
     }
 
     /// Receives a value if one is there now.
@@ -292,7 +319,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv_timeout(Duration::from_millis(5)).unwrap_err().is_disconnected());
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(deadline(timeout))
+        self.chan.recv(Until::at(deadline(timeout)))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline`.
@@ -304,7 +331,12 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv_deadline(at).unwrap_err().is_timeout());
     /// ```
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(Some(deadline))
+        self.chan.recv(Until::at(Some(deadline)))
+    }
+
+    /// Receives unless `until` passes first (`Timeout`): the context forms.
+    pub(crate) fn recv_until(&self, until: Until<'_>) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(until)
     }
 
     /// A blocking iterator: each `next` is a [`recv`](Self::recv); it ends when the

@@ -4,8 +4,9 @@
 //! loom reports as a deadlock; a slot read without the waker's CAS ordering it is a
 //! data race on the slot's `UnsafeCell`; a lost or duplicated value fails an assertion.
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib
-//! chan::loom_tests` (about 2.5 s). Not modelled: deadlines (loom has no clock),
-//! cancellation, random `select!` poll order (fixed under loom). See docs/architecture.md.
+//! chan::loom_tests` (about 6 s). An interrupt (a context's cancel) firing is
+//! modelled; not modelled: deadlines (loom has no clock), coroutine cancellation,
+//! random `select!` poll order (fixed under loom). See docs/architecture.md.
 
 use super::*;
 use loom::thread;
@@ -75,6 +76,50 @@ fn close_wakes_parked_receiver() {
         assert_eq!(rx.recv(), Ok(1));
         assert_eq!(rx.recv(), Ok(2));
         assert_eq!(rx.recv(), Err(RecvError));
+        t.join().unwrap();
+    });
+}
+
+/// `Sender::close` while another sender lives, racing a parked receiver and a
+/// parked sender: the receiver gets the buffered value then `Err`, the sender its
+/// value back.
+#[test]
+fn close_with_a_sender_left() {
+    with_chan(1, |tx, rx| {
+        let tx2 = tx.clone();
+        tx.send(1).unwrap();
+        let t = thread::spawn(move || tx2.send(2).map_err(|e| e.into_inner()));
+        let c = thread::spawn(move || {
+            assert!(tx.close());
+            tx // still alive after the close
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        let second = rx.recv();
+        let sent = t.join().unwrap();
+        // The second value got in before the close, or came back to its sender.
+        match sent {
+            Ok(()) => assert_eq!(second, Ok(2)),
+            Err(v) => assert_eq!((v, second), (2, Err(RecvError))),
+        }
+        let _tx = c.join().unwrap();
+        assert_eq!(rx.recv(), Err(RecvError));
+    });
+}
+
+/// An interrupt (a context's cancel) fired racing a receiver that waits with it:
+/// the receiver always returns, with `Timeout`.
+#[test]
+fn interrupt_wakes_parked_receiver() {
+    use crate::sched::interrupt::{Interrupt, Until};
+    with_chan(0, |_tx, rx| {
+        let intr = std::sync::Arc::new(Interrupt::new());
+        let i2 = intr.clone();
+        let t = thread::spawn(move || assert!(i2.fire(1)));
+        let until = Until {
+            deadline: None,
+            interrupt: Some(&intr),
+        };
+        assert_eq!(rx.recv_until(until), Err(RecvTimeoutError::Timeout));
         t.join().unwrap();
     });
 }

@@ -104,7 +104,7 @@ macro_rules! socket_methods {
     ($(#[$doc:meta])* accept -> ($stream:ident, $addr:ty); $($rest:tt)*) => {
         $(#[$doc])*
         pub fn accept(&self) -> std::io::Result<($stream, $addr)> {
-            let (s, a) = self.sock.accept(|l| l.accept())?;
+            let (s, a) = self.sock.accept(crate::sched::interrupt::Until::NEVER, |l| l.accept())?;
             Ok(($stream::from_std(s)?, a))
         }
         socket_methods!($($rest)*);

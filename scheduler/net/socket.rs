@@ -7,6 +7,7 @@
 
 use crate::netpoll::readiness::Dir;
 use crate::netpoll::source::IoSource;
+use crate::sched::interrupt::Until;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
@@ -163,27 +164,46 @@ impl<S: StdSocket> Socket<S> {
     }
 
     /// Runs `op` on the socket until it does not give `WouldBlock`, waiting for
-    /// readiness in `dir` until the `timeout` expires (not at all if nonblocking).
+    /// readiness in `dir` until the `timeout` expires or `until` passes (not at all
+    /// if nonblocking).
     fn wait_op<R>(
         &self,
         dir: Dir,
         timeout: &Timeout,
+        until: Until<'_>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         if self.nonblocking.load(Ordering::Relaxed) {
             return op(&self.inner);
         }
-        self.io.io(dir, timeout.deadline(), || op(&self.inner))
+        self.io
+            .io(dir, until.or_at(timeout.deadline()), || op(&self.inner))
     }
 
     /// A receive (or read, or peek), under the read timeout.
     pub(super) fn read_op<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
-        self.wait_op(Dir::Read, &self.read_timeout, op)
+        self.wait_op(Dir::Read, &self.read_timeout, Until::NEVER, op)
     }
 
     /// A send (or write), under the write timeout.
     pub(super) fn write_op<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
-        self.wait_op(Dir::Write, &self.write_timeout, op)
+        self.wait_op(Dir::Write, &self.write_timeout, Until::NEVER, op)
+    }
+
+    /// A read, under the read timeout and `until` (the context forms).
+    pub(super) fn read_until(&self, buf: &mut [u8], until: Until<'_>) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read,
+    {
+        self.wait_op(Dir::Read, &self.read_timeout, until, |mut s| s.read(buf))
+    }
+
+    /// A write, under the write timeout and `until` (the context forms).
+    pub(super) fn write_until(&self, buf: &[u8], until: Until<'_>) -> io::Result<usize>
+    where
+        for<'a> &'a S: Write,
+    {
+        self.wait_op(Dir::Write, &self.write_timeout, until, |mut s| s.write(buf))
     }
 
     /// A send the kernel gives no readiness edge for when it fails with
@@ -203,7 +223,12 @@ impl<S: StdSocket> Socket<S> {
     /// nonblocking. `EMFILE`/`ENFILE` is returned to the caller and sets `starved`;
     /// while it is set, waits also end every 20 ms to try again, until an attempt
     /// finds the queue empty (a new connection brings an edge again) or succeeds.
-    pub(super) fn accept<T>(&self, mut accept: impl FnMut(&S) -> io::Result<T>) -> io::Result<T> {
+    /// `until` ends the wait with `WouldBlock` (the context forms).
+    pub(super) fn accept<T>(
+        &self,
+        until: Until<'_>,
+        mut accept: impl FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
         let nonblocking = self.nonblocking.load(Ordering::Relaxed);
         loop {
             let was_starved = self.starved.load(Ordering::Relaxed);
@@ -211,7 +236,8 @@ impl<S: StdSocket> Socket<S> {
             let r = if nonblocking {
                 accept(&self.inner)
             } else {
-                self.io.io(Dir::Read, deadline, || accept(&self.inner))
+                self.io
+                    .io(Dir::Read, until.or_at(deadline), || accept(&self.inner))
             };
             match r {
                 Ok(v) => {
@@ -246,21 +272,20 @@ impl<S: StdSocket + From<OwnedFd>> Socket<S> {
         Ok(Socket::new(S::from(OwnedFd::from(sock))))
     }
 
-    /// Waits for a `connect` in progress until `deadline` (then `WouldBlock`): the
-    /// socket is writable when it is done, and `SO_ERROR` says how it went.
-    pub(super) fn finish_connect(&self, deadline: Option<Instant>) -> io::Result<()> {
+    /// Waits for a `connect` in progress until `until` passes (then `WouldBlock`):
+    /// the socket is writable when it is done, and `SO_ERROR` says how it went.
+    pub(super) fn finish_connect(&self, until: Until<'_>) -> io::Result<()> {
         let view = socket2::SockRef::from(&self.inner);
-        self.io
-            .io(Dir::Write, deadline, || match view.take_error()? {
-                Some(e) => Err(e),
-                None => match view.peer_addr() {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                },
-            })
+        self.io.io(Dir::Write, until, || match view.take_error()? {
+            Some(e) => Err(e),
+            None => match view.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            },
+        })
     }
 }
 
@@ -313,14 +338,14 @@ fn retry_until(
     let mut pause = RETRY_MIN;
     loop {
         let retry = Instant::now() + pause;
-        let until = deadline.map_or(retry, |d| d.min(retry));
+        let next = deadline.map_or(retry, |d| d.min(retry));
         let r = if in_coroutine() {
-            io.io(dir, Some(until), &mut op)
+            io.io(dir, Until::at(Some(next)), &mut op)
         } else {
             // poll(2) would report such a socket ready at once: sleep instead.
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    crate::sleep_until(until);
+                    crate::sleep_until(next);
                     Err(e)
                 }
                 r => r,

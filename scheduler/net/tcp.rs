@@ -2,6 +2,7 @@
 
 use super::addr;
 use super::socket::Socket;
+use crate::sched::interrupt::Until;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -67,6 +68,14 @@ fn max_backlog() -> u32 {
     })
 }
 
+impl TcpListener {
+    /// Accepts unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn accept_until(&self, until: Until<'_>) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, a) = self.sock.accept(until, |l| l.accept())?;
+        Ok((TcpStream::from_std(s)?, a))
+    }
+}
+
 incoming!(TcpListener -> TcpStream);
 
 /// A TCP connection; `std::net::TcpStream`'s API, with `Read` and `Write`.
@@ -91,7 +100,7 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to `addr`, trying each address it resolves to in turn.
     pub fn connect<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpStream> {
-        addr::each_addr(&addr, |a| TcpStream::connect_addr(a, None))
+        addr::each_addr(&addr, |a| TcpStream::connect_addr(a, Until::NEVER))
     }
 
     /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
@@ -102,17 +111,36 @@ impl TcpStream {
                 "cannot connect with a 0 duration timeout",
             ));
         }
-        TcpStream::connect_addr(addr, Some(Instant::now() + timeout))
+        TcpStream::connect_addr(addr, Until::at(Some(Instant::now() + timeout)))
     }
 
-    fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    /// Connects to `addr` (each address in turn) unless `until` passes first, then
+    /// `TimedOut` (the context forms).
+    pub(crate) fn connect_until<A: ToSocketAddrs + Sync>(
+        addr: A,
+        until: Until<'_>,
+    ) -> io::Result<TcpStream> {
+        addr::each_addr(&addr, |a| TcpStream::connect_addr(a, until))
+    }
+
+    /// Reads unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn read_until(&self, buf: &mut [u8], until: Until<'_>) -> io::Result<usize> {
+        self.sock.read_until(buf, until)
+    }
+
+    /// Writes unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn write_until(&self, buf: &[u8], until: Until<'_>) -> io::Result<usize> {
+        self.sock.write_until(buf, until)
+    }
+
+    fn connect_addr(addr: &SocketAddr, until: Until<'_>) -> io::Result<TcpStream> {
         let sock = Socket::new_stream(socket2::Domain::for_address(*addr))?;
         match socket2::SockRef::from(&sock.inner).connect(&(*addr).into()) {
             Ok(()) => return Ok(TcpStream { sock }),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        match sock.finish_connect(deadline) {
+        match sock.finish_connect(until) {
             Ok(()) => Ok(TcpStream { sock }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
                 io::ErrorKind::TimedOut,

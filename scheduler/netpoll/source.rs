@@ -13,6 +13,7 @@
 use super::readiness::{Dir, Readiness};
 use super::Ready;
 use crate::sched::context;
+use crate::sched::interrupt::Until;
 use crate::sched::park::{self, Waiter};
 use crate::sched::shared::Shared;
 use std::io;
@@ -48,17 +49,20 @@ impl IoSource {
     }
 
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for readiness in
-    /// `dir` between attempts. Past `deadline` it gives `WouldBlock` back as `std`
-    /// does when a socket timeout expires (`TimedOut` for `connect`, by the caller).
+    /// `dir` between attempts. Once `until` passes (its deadline, or its interrupt
+    /// fired) it gives `WouldBlock` back as `std` does when a socket timeout expires
+    /// (`TimedOut` for `connect`, by the caller; a context's error, by its forms).
     pub(crate) fn io<R>(
         &self,
         dir: Dir,
-        deadline: Option<Instant>,
+        until: Until<'_>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         // An operation counts against the coroutine's budget, ready or not, so a
         // loop over a socket that is always ready still lets the others run.
         crate::sched::budget::consume();
+        // Registered with the interrupt only once a wait is needed.
+        let mut watch = None;
         loop {
             let ready = self.ready.get();
             let seen = ready.map_or(0, |r| r.seq(dir));
@@ -66,14 +70,19 @@ impl IoSource {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return r,
             }
-            if matches!(deadline, Some(d) if Instant::now() >= d) {
+            if until.passed() {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     "the socket's timeout expired before it was ready",
                 ));
             }
             if context::current_task_ptr().is_none() {
-                self.wait_thread(dir, deadline)?;
+                self.wait_thread(dir, until)?;
+                continue;
+            }
+            if watch.is_none() && until.interrupt.is_some() {
+                // Registered before the next look at `until`: no fire is missed.
+                watch = until.watch();
                 continue;
             }
             let ready = match ready {
@@ -90,7 +99,7 @@ impl IoSource {
                 continue;
             }
             let _forget = Forget { ready, dir, me };
-            park::park(park::Reason::Io, deadline, park::Cancel::Point);
+            park::park(park::Reason::Io, until.deadline, park::Cancel::Point);
         }
     }
 
@@ -128,8 +137,14 @@ impl IoSource {
         Ok(())
     }
 
-    /// A plain thread's wait: `poll(2)` on this descriptor alone.
-    fn wait_thread(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    /// A plain thread's wait: `poll(2)` on this descriptor alone. An interrupt cannot
+    /// wake `poll`, so with one the thread looks at it every 10 ms.
+    fn wait_thread(&self, dir: Dir, until: Until<'_>) -> io::Result<()> {
+        let mut deadline = until.deadline;
+        if until.interrupt.is_some() {
+            let slice = Instant::now() + std::time::Duration::from_millis(10);
+            deadline = Some(deadline.map_or(slice, |d| d.min(slice)));
+        }
         let events = match dir {
             Dir::Read => libc::POLLIN,
             Dir::Write => libc::POLLOUT,

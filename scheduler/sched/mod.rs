@@ -16,6 +16,7 @@
 //! | idle, spinning | [`idle`], [`sleeper`] | how Ms sleep, search for work and wake |
 //! | sysmon | [`sysmon`] | the monitor thread: preemption requests, hog warnings (judged by [`thread_clock`]), P hand-off, deadlock checks |
 //! | park / unpark | [`park`] | how anything waits; the only door clients use |
+//! | interrupt | [`interrupt`] | what else may end a wait (a context): `Until` = deadline and/or interrupt |
 //! | netpoller | [`driver`] | the IO an idle M sleeps in; `netpoll` implements it |
 //! | timers | [`timers`] | deadlines of parked Gs, per M (and shared for migratable Gs) |
 //!
@@ -34,6 +35,7 @@ pub(crate) mod driver;
 pub(crate) mod handoff;
 pub(crate) mod idle;
 pub(crate) mod inject;
+pub(crate) mod interrupt;
 pub(crate) mod local;
 pub(crate) mod p;
 pub(crate) mod park;

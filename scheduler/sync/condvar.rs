@@ -5,6 +5,7 @@
 
 use super::mutex::{MutexGuard, RawMutex};
 use super::sema::{WaitOpts, WaitQueue, Wake, RETRY};
+use crate::sched::interrupt::Until;
 use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -104,7 +105,7 @@ impl Condvar {
     /// assert_eq!(*g, 1);
     /// ```
     pub fn wait<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>) {
-        self.wait_inner(&guard.mutex.raw, None);
+        self.wait_inner(&guard.mutex.raw, Until::NEVER);
     }
 
     /// Waits while `condition` holds (checked with the lock held), then returns with the
@@ -155,11 +156,11 @@ impl Condvar {
         timeout: Duration,
     ) -> WaitTimeoutResult {
         let deadline = Instant::now() + timeout;
-        WaitTimeoutResult(self.wait_inner(&guard.mutex.raw, Some(deadline)))
+        WaitTimeoutResult(self.wait_inner(&guard.mutex.raw, Until::at(Some(deadline))))
     }
 
     /// Returns true if the wait timed out.
-    fn wait_inner(&self, raw: &RawMutex, deadline: Option<Instant>) -> bool {
+    fn wait_inner(&self, raw: &RawMutex, until: Until<'_>) -> bool {
         let released = Cell::new(false);
         let _relock = Relock {
             raw,
@@ -167,7 +168,7 @@ impl Condvar {
         };
         let wake = self.queue.wait(
             WaitOpts {
-                deadline,
+                until,
                 requeue_since: None,
                 reason: crate::sched::park::Reason::Condvar,
             },

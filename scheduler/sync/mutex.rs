@@ -27,6 +27,7 @@
 
 use super::sema::{Park, WaitOpts, WaitQueue, Wake, HANDOFF};
 use crate::loom::sync::atomic::{spin_loop_hint, AtomicU32, Ordering};
+use crate::sched::interrupt::Until;
 use crate::sched::park::{Reason, Waiter};
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -90,7 +91,18 @@ impl<P: Park> RawMutex<P> {
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
         {
-            self.lock_slow(s);
+            self.lock_slow(s, Until::NEVER);
+        }
+    }
+
+    /// Takes the lock unless `until` passes first; returns whether it did.
+    pub(super) fn lock_until(&self, until: Until<'_>) -> bool {
+        match self
+            .state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(s) => self.lock_slow(s, until),
         }
     }
 
@@ -110,8 +122,9 @@ impl<P: Park> RawMutex<P> {
         }
     }
 
+    /// Returns false if `until` passed first (never for `Until::NEVER`).
     #[cold]
-    fn lock_slow(&self, mut s: u32) {
+    fn lock_slow(&self, mut s: u32, until: Until<'_>) -> bool {
         let mut spins = 0;
         // We were woken with RETRY and own the WOKEN bit until we take the lock or
         // go back to sleep.
@@ -129,7 +142,7 @@ impl<P: Park> RawMutex<P> {
                     .state
                     .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
                 {
-                    Ok(_) => return,
+                    Ok(_) => return true,
                     Err(actual) => s = actual,
                 }
                 continue;
@@ -147,7 +160,7 @@ impl<P: Park> RawMutex<P> {
             }
             let wake = self.queue.wait(
                 WaitOpts {
-                    deadline: None,
+                    until,
                     requeue_since: since,
                     reason: Reason::Mutex,
                 },
@@ -172,14 +185,16 @@ impl<P: Park> RawMutex<P> {
                 Wake::Invalid => {}
                 Wake::Woken { token: HANDOFF, .. } => {
                     self.state.fetch_and(!HANDED, Ordering::Relaxed);
-                    return;
+                    return true;
                 }
                 Wake::Woken { since: s, .. } => {
                     woken = true;
                     since = Some(s);
                     spins = 0;
                 }
-                Wake::TimedOut => unreachable!("lock waits have no deadline"),
+                // Out of the queue without a token: it re-queued us after
+                // `set_parked` dropped any WOKEN of ours, so we owe nothing.
+                Wake::TimedOut => return false,
             }
             s = self.state.load(Ordering::Relaxed);
         }
@@ -350,6 +365,15 @@ impl<T: ?Sized> Mutex<T> {
             mutex: self,
             _data: PhantomData,
         }
+    }
+
+    /// Takes the lock unless `until` passes first (the context forms).
+    pub(crate) fn lock_until(&self, until: Until<'_>) -> Option<MutexGuard<'_, T>> {
+        crate::sched::budget::consume();
+        self.raw.lock_until(until).then(|| MutexGuard {
+            mutex: self,
+            _data: PhantomData,
+        })
     }
 
     /// Takes the lock if it is free, without waiting.

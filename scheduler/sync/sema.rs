@@ -30,6 +30,7 @@
 
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
+use crate::sched::interrupt::Until;
 use crate::sched::park::{Reason, Waiter};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -101,7 +102,8 @@ pub(super) enum Wake {
     Invalid,
     /// Woken with this token; `since` is when the wait first began.
     Woken { token: usize, since: Instant },
-    /// The deadline passed first (the node was removed, `on_leave` ran).
+    /// The deadline passed (or the interrupt fired) first: the node was removed,
+    /// `on_leave` ran.
     TimedOut,
 }
 
@@ -120,9 +122,9 @@ impl<P: Park> Default for WaitQueue<P> {
 
 /// Where a wait starts.
 #[derive(Clone, Copy, Default)]
-pub(super) struct WaitOpts {
-    /// Give up at this instant.
-    pub(super) deadline: Option<Instant>,
+pub(super) struct WaitOpts<'a> {
+    /// Give up at this deadline or when this interrupt fires.
+    pub(super) until: Until<'a>,
     /// Re-queue at the front, keeping this start time (a woken waiter that lost the
     /// race goes back first in line, as Go's `queueLifo`).
     pub(super) requeue_since: Option<Instant>,
@@ -157,7 +159,7 @@ impl<P: Park> WaitQueue<P> {
     /// caller unwinds out of `park` after it was given `token`.
     pub(crate) fn wait(
         &self,
-        opts: WaitOpts,
+        opts: WaitOpts<'_>,
         validate: impl FnOnce() -> bool,
         before_sleep: impl FnOnce(),
         on_leave: impl FnOnce(bool),
@@ -190,6 +192,8 @@ impl<P: Park> WaitQueue<P> {
             on_cancel: Some(on_cancel),
         };
         before_sleep();
+        let until = opts.until;
+        let _watch = until.watch();
         loop {
             let token = node.token.load(Ordering::Acquire);
             if token != WAITING {
@@ -199,22 +203,24 @@ impl<P: Park> WaitQueue<P> {
                     since: node.since,
                 };
             }
-            match opts.deadline {
+            if until.is_never() {
+                P::park(opts.reason);
+                continue;
+            }
+            if until.passed() {
+                let on_leave = guard.on_leave.take();
+                guard.disarm();
+                return match self.leave(&node, on_leave) {
+                    None => Wake::TimedOut,
+                    Some(token) => Wake::Woken {
+                        token,
+                        since: node.since,
+                    },
+                };
+            }
+            match until.deadline {
+                Some(d) => P::park_until(d, opts.reason),
                 None => P::park(opts.reason),
-                Some(d) => {
-                    if Instant::now() >= d {
-                        let on_leave = guard.on_leave.take();
-                        guard.disarm();
-                        return match self.leave(&node, on_leave) {
-                            None => Wake::TimedOut,
-                            Some(token) => Wake::Woken {
-                                token,
-                                since: node.since,
-                            },
-                        };
-                    }
-                    P::park_until(d, opts.reason);
-                }
             }
         }
     }
@@ -348,17 +354,17 @@ impl<P: Park> Sema<P> {
 
     /// Takes a permit, parking on `reason` until one is handed over.
     pub(super) fn acquire(&self, reason: Reason) {
-        self.acquire_until(None, reason);
+        self.acquire_until(Until::NEVER, reason);
     }
 
-    /// Takes a permit, parking on `reason` until one is handed over or `deadline`
+    /// Takes a permit, parking on `reason` until one is handed over or `until`
     /// passes; returns whether it got one.
-    pub(super) fn acquire_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
+    pub(crate) fn acquire_until(&self, until: Until<'_>, reason: Reason) -> bool {
         if self.try_acquire() {
             return true;
         }
         let opts = WaitOpts {
-            deadline,
+            until,
             requeue_since: None,
             reason,
         };

@@ -1,6 +1,7 @@
 //! `Semaphore`: counted permits on [`Sema`](super::sema::Sema).
 
 use super::sema::Sema;
+use crate::sched::interrupt::Until;
 use crate::sched::park::Reason;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -93,7 +94,15 @@ impl Semaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         self.sema
-            .acquire_until(Some(Instant::now() + timeout), Reason::Semaphore)
+            .acquire_until(Until::at(Some(Instant::now() + timeout)), Reason::Semaphore)
+            .then(|| SemaphorePermit { sem: self })
+    }
+
+    /// Takes a permit unless `until` passes first (the context forms).
+    pub(crate) fn acquire_until(&self, until: Until<'_>) -> Option<SemaphorePermit<'_>> {
+        crate::sched::budget::consume();
+        self.sema
+            .acquire_until(until, Reason::Semaphore)
             .then(|| SemaphorePermit { sem: self })
     }
 

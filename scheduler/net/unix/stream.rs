@@ -2,6 +2,7 @@
 
 use super::super::socket::{Socket, RETRY_MAX, RETRY_MIN};
 use super::peek_fd;
+use crate::sched::interrupt::Until;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
@@ -137,7 +138,7 @@ impl UnixStream {
             }
         }
         // In progress (not what Linux does for Unix sockets, but allowed).
-        sock.finish_connect(None)?;
+        sock.finish_connect(Until::NEVER)?;
         Ok(UnixStream { sock })
     }
 
@@ -186,6 +187,26 @@ impl UnixStream {
     /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read_op(|s| peek_fd(s.as_raw_fd(), buf))
+    }
+}
+
+impl UnixStream {
+    /// Reads unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn read_until(&self, buf: &mut [u8], until: Until<'_>) -> io::Result<usize> {
+        self.sock.read_until(buf, until)
+    }
+
+    /// Writes unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn write_until(&self, buf: &[u8], until: Until<'_>) -> io::Result<usize> {
+        self.sock.write_until(buf, until)
+    }
+}
+
+impl UnixListener {
+    /// Accepts unless `until` passes first, then `WouldBlock` (the context forms).
+    pub(crate) fn accept_until(&self, until: Until<'_>) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, a) = self.sock.accept(until, |l| l.accept())?;
+        Ok((UnixStream::from_std(s)?, a))
     }
 }
 
