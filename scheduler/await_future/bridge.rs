@@ -44,14 +44,19 @@ struct Reactor {
 
 impl Reactor {
     fn start(name: &str) -> Reactor {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("{name}-tokio"))
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| {
-                panic!("corun::await_future could not start its tokio runtime (the `tokio` feature's reactor): {e}")
-            });
+        let thread_name = format!("{name}-tokio");
+        // tokio makes its threads while it builds: never from a dedicated thread,
+        // whose namespaces or signal mask they would inherit.
+        let built = crate::sched::template::run_clean(format!("{name}-tokio-build"), move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(thread_name)
+                .enable_all()
+                .build()
+        });
+        let rt = built.and_then(|r| r).unwrap_or_else(|e| {
+            panic!("corun::await_future could not start its tokio runtime (the `tokio` feature's reactor): {e}")
+        });
         Reactor {
             handle: rt.handle().clone(),
             rt: Mutex::new(Some(rt)),

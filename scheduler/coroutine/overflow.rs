@@ -467,7 +467,12 @@ mod tests {
     #[test]
     fn coroutine_overflow_is_reported() {
         let (status, err) = in_child(|| overflow_coroutine(|s| OverflowInfo::for_stack(s, "deep")));
-        assert_eq!(err, "coroutine deep overflowed its stack of 64 KiB\n");
+        // A runtime built by another test of this binary may have set the hint
+        // that follows the first line.
+        assert!(
+            err.starts_with("coroutine deep overflowed its stack of 64 KiB\n"),
+            "{err}"
+        );
         assert!(died_by(status, libc::SIGABRT), "status {status:#x}");
     }
 
@@ -483,7 +488,12 @@ mod tests {
                 info
             })
         });
-        assert_eq!(err, "coroutine #42 overflowed its stack of 64 KiB\n");
+        // A runtime built by another test of this binary may have set the hint
+        // that follows the first line.
+        assert!(
+            err.starts_with("coroutine #42 overflowed its stack of 64 KiB\n"),
+            "{err}"
+        );
         assert!(died_by(status, libc::SIGABRT), "status {status:#x}");
     }
 

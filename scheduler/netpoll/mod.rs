@@ -30,7 +30,7 @@ use crate::sched::shared::Shared;
 use readiness::{Dir, Readiness};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ struct Poller {
     net: Arc<NetRemote>,
 }
 
+/// A dedicated slot's registrations: descriptor and readiness.
+type Tracked = Vec<(RawFd, Arc<Ready>)>;
+
 /// What other threads may do with a worker's poller: register, deregister, wake.
 pub(crate) struct NetRemote {
     registry: mio::Registry,
@@ -59,11 +62,18 @@ pub(crate) struct NetRemote {
     /// starts: the poll under way when they were deregistered may still hold their
     /// tokens in its event buffer.
     released: crate::loom::sync::Mutex<Vec<Arc<Ready>>>,
+    /// Bumped when a dedicated thread that polled this retires (`Driver::retire`):
+    /// a descriptor bound at an older generation is polled by nobody, and moves to
+    /// the poller of the next coroutine that waits on it.
+    generation: AtomicU32,
+    /// A dedicated slot's poller keeps what is registered with it, to wake their
+    /// waiters when its thread retires (a worker's does not: it never retires).
+    tracked: Option<crate::loom::sync::Mutex<Tracked>>,
 }
 
-/// A poller for one worker, as the core's IO driver: the worker's half and the
-/// handle the other threads use.
-pub(crate) fn new() -> io::Result<Io> {
+/// A poller for one worker (or, `dedicated`, one dedicated thread's slot), as the
+/// core's IO driver: the worker's half and the handle the other threads use.
+pub(crate) fn new(dedicated: bool) -> io::Result<Io> {
     let poll = mio::Poll::new()?;
     let registry = poll.registry().try_clone()?;
     let waker = mio::Waker::new(poll.registry(), WAKER)?;
@@ -72,6 +82,8 @@ pub(crate) fn new() -> io::Result<Io> {
         waker,
         registered: AtomicUsize::new(0),
         released: crate::loom::sync::Mutex::new(Vec::new()),
+        generation: AtomicU32::new(0),
+        tracked: dedicated.then(|| crate::loom::sync::Mutex::new(Vec::new())),
     });
     let poller = Poller {
         poll,
@@ -101,7 +113,15 @@ impl NetRemote {
             mio::Interest::READABLE | mio::Interest::WRITABLE,
         )?;
         self.registered.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &self.tracked {
+            t.lock().push((fd, ready.clone()));
+        }
         Ok(())
+    }
+
+    /// Which generation of its thread the poller serves (see `generation`).
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Removes `fd` (before it is closed); `ready` lives until the next poll starts.
@@ -110,6 +130,9 @@ impl NetRemote {
         // elsewhere); there is nothing left to undo.
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         self.registered.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = &self.tracked {
+            t.lock().retain(|(f, _)| *f != fd);
+        }
         self.released.lock().push(ready);
     }
 }
@@ -173,6 +196,21 @@ impl Driver for Poller {
             }
         }
         n
+    }
+
+    /// Its dedicated thread ends: nobody polls this any more. Descriptors still
+    /// registered here (handed to other coroutines) are marked stale and their
+    /// waiters woken, so each moves to the poller of the next coroutine that waits.
+    fn retire(&mut self) {
+        self.net.generation.fetch_add(1, Ordering::AcqRel);
+        let Some(tracked) = &self.net.tracked else {
+            return;
+        };
+        let still: Vec<Arc<Ready>> = tracked.lock().iter().map(|(_, r)| r.clone()).collect();
+        for ready in still {
+            ready.fire(Dir::Read, |w| w.unpark());
+            ready.fire(Dir::Write, |w| w.unpark());
+        }
     }
 }
 

@@ -7,8 +7,9 @@
 //! runtime at all. Deadlines (IO timeouts) use the coroutine's timers.
 //!
 //! A descriptor stays with the poller it was registered with, whichever coroutine
-//! waits on it later, unless that poller's runtime has shut down: then the next
-//! coroutine to wait moves it to its own worker's poller.
+//! waits on it later, unless nobody polls that poller any more (its runtime has shut
+//! down, or it was a dedicated thread's, which has ended): then the next coroutine
+//! to wait moves it to its own worker's poller.
 
 use super::readiness::{Dir, Readiness};
 use super::Ready;
@@ -26,6 +27,17 @@ use std::time::Instant;
 struct Binding {
     shared: Arc<Shared>,
     worker: usize,
+    /// The poller's generation then: a dedicated thread's poller that retired since
+    /// is polled by nobody.
+    generation: u32,
+}
+
+impl Binding {
+    /// Whether its poller is still polled.
+    fn live(&self) -> bool {
+        !self.shared.shutdown.load(Ordering::Relaxed)
+            && super::of(&self.shared, self.worker).generation() == self.generation
+    }
 }
 
 /// A non-blocking descriptor and its registration with a poller. Drop it before
@@ -105,7 +117,7 @@ impl IoSource {
 
     /// Whether the descriptor is registered with a poller that is still polled.
     fn is_bound(&self) -> bool {
-        matches!(&*self.bound.lock(), Some(b) if !b.shared.shutdown.load(Ordering::Relaxed))
+        matches!(&*self.bound.lock(), Some(b) if b.live())
     }
 
     /// Registers the descriptor with the calling worker's poller, moving it from a
@@ -117,23 +129,25 @@ impl IoSource {
         let mut bound = self.bound.lock();
         let ready = self.ready.get_or_init(|| Arc::new(Readiness::new()));
         if let Some(old) = bound.as_ref() {
-            if !old.shared.shutdown.load(Ordering::Relaxed) {
+            if old.live() {
                 return Ok(()); // another coroutine bound it meanwhile
             }
             super::of(&old.shared, old.worker).deregister(self.fd, ready.clone());
             *bound = None;
         }
-        super::of(&shared, worker)
-            .register(self.fd, ready)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "corun could not register a socket with its netpoller (epoll_ctl): {e}"
-                    ),
-                )
-            })?;
-        *bound = Some(Binding { shared, worker });
+        let poller = super::of(&shared, worker);
+        let generation = poller.generation();
+        poller.register(self.fd, ready).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("corun could not register a socket with its netpoller (epoll_ctl): {e}"),
+            )
+        })?;
+        *bound = Some(Binding {
+            shared,
+            worker,
+            generation,
+        });
         Ok(())
     }
 

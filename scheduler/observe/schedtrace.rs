@@ -34,9 +34,8 @@ impl Schedtrace {
         shared
             .monitor
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let thread = thread::Builder::new()
-            .name(format!("{name}-monitor"))
-            .spawn(move || run(&sh, &st, schedtrace));
+        let name = format!("{name}-monitor");
+        let thread = crate::sched::template::spawn(name, move || run(&sh, &st, schedtrace));
         match thread {
             Ok(t) => Ok(Schedtrace {
                 stop,

@@ -145,9 +145,8 @@ pub(crate) fn open(
 /// worker stops for it; where no thread can be made, here.
 fn write_in_background(t: &Arc<Trace>) {
     let mine = t.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("{}-trace", t.name))
-        .spawn(move || write_reporting(&mine));
+    let name = format!("{}-trace", t.name);
+    let spawned = crate::sched::template::spawn(name, move || write_reporting(&mine));
     if spawned.is_err() {
         write_reporting(t);
     }
@@ -167,7 +166,10 @@ fn at_exit(t: &Arc<Trace>) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: `write_live` is an `extern "C" fn()` that never unwinds (it
-        // catches panics); it only takes std locks and writes files.
+        // catches panics). It takes the traces' locks, may call the runtime's
+        // warnings callback (user code), and writes a file: no async-signal
+        // context is involved (`atexit` runs at a normal `exit`), and a writer
+        // stuck on a full pipe delays exit, nothing worse.
         if unsafe { libc::atexit(write_live) } != 0 {
             let _ = writeln!(
                 io::stderr(),

@@ -269,8 +269,8 @@ impl RuntimeBuilder {
         let all = workers + extra + self.dedicated_threads;
         let mut pollers = Vec::with_capacity(all);
         let mut remotes = Vec::with_capacity(all);
-        for _ in 0..all {
-            let (poller, io) = crate::netpoll::new().map_err(|e| {
+        for i in 0..all {
+            let (poller, io) = crate::netpoll::new(i >= workers + extra).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("corun could not create a worker's netpoller (an epoll and an eventfd): {e}; if descriptors ran out, raise the limit (ulimit -n)"),

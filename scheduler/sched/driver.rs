@@ -15,6 +15,9 @@ pub(crate) trait Driver: Send {
     /// wakes the coroutines waiting on what happened, and returns how many events
     /// it handled. A timeout is never cut short (it is rounded up).
     fn poll(&mut self, timeout: Option<Duration>) -> usize;
+    /// The thread that polled this ends (a dedicated thread): what still waits on
+    /// it must find another poller.
+    fn retire(&mut self) {}
 }
 
 /// The half every thread may use.

@@ -130,6 +130,8 @@ pub(crate) struct Trace {
     reserved: AtomicUsize,
     chunk: usize,
     stopped: AtomicBool,
+    /// Held while `halt` stops the recording.
+    halting: Mutex<()>,
     why: AtomicU8,
     /// When it stopped, in nanoseconds since `epoch`.
     pub(crate) stopped_at: AtomicU64,
@@ -170,6 +172,7 @@ impl Trace {
             reserved: AtomicUsize::new(0),
             chunk: (max_events / (4 * (ms + 2))).clamp(1, CHUNK),
             stopped: AtomicBool::new(false),
+            halting: Mutex::new(()),
             why: AtomicU8::new(Stop::Running as u8),
             stopped_at: AtomicU64::new(0),
             warnings,
@@ -209,11 +212,15 @@ impl Trace {
     /// buffer after this sees every event that will ever be in it: recorders check
     /// `stopped` under the buffer's lock.
     pub(crate) fn halt(&self, why: Stop) -> bool {
-        if self.stopped.swap(true, Ordering::SeqCst) {
+        // Under a lock, so that a caller that loses the race (and goes on to write
+        // the file) finds the winner's reason and time already stored.
+        let _one = self.halting.lock();
+        if self.stopped.load(Ordering::SeqCst) {
             return false;
         }
         self.stopped_at.store(self.now(), Ordering::Relaxed);
         self.why.store(why as u8, Ordering::Release);
+        self.stopped.store(true, Ordering::SeqCst);
         true
     }
 

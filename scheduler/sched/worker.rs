@@ -112,6 +112,7 @@ pub(super) fn run_dedicated(shared: Arc<Shared>, index: usize) {
     let poller = shared.dedicated.take_poller(index);
     let w = Worker::new(shared, index, poller, true);
     w.run_guarded(|| w.dedicated_loop());
+    // `dedicated_loop` emptied every queue and timer before it returned.
     let Worker { shared, poller, .. } = w;
     shared.dedicated.release(index, poller.into_inner());
 }
@@ -281,7 +282,7 @@ impl Worker {
                 break;
             }
             if self.timers_due() {
-                self.fire_timers();
+                self.fire_own_timers();
             }
             if let Some(g) = self.next_task() {
                 self.run_task(g);
@@ -303,6 +304,7 @@ impl Worker {
             let deadline = self.timers.borrow().next_deadline();
             let remote = self.remote();
             let _idle = super::deadlock::Asleep::enter();
+            self.counters().note_sleep(self.shared.epoch);
             let soon =
                 matches!(deadline, Some(d) if d <= Instant::now() + Duration::from_millis(1));
             if remote.io.is_active() && !soon {
@@ -313,7 +315,19 @@ impl Worker {
             } else {
                 remote.sleeper.park(deadline);
             }
+            self.counters().note_wake(self.shared.epoch);
         }
+        // What it still holds goes now, while this is still its worker (a timer may
+        // hold the last reference to its coroutine, whose result's destructor is
+        // user code), and before the slot is free for the next thread.
+        // Taken out first: no cell is borrowed while that code runs.
+        let timers = self.timers.borrow_mut().clear();
+        let woken = std::mem::take(&mut *self.woken.borrow_mut());
+        let pinned = std::mem::take(&mut *self.pinned.borrow_mut());
+        drop((timers, self.runnext.take(), woken, pinned));
+        // Sockets still registered here (handed to other coroutines) move on.
+        self.poller.borrow_mut().retire();
+        self.counters().note_sleep(self.shared.epoch);
     }
 
     // ---- choosing what runs next ----
@@ -496,9 +510,15 @@ impl Worker {
 
     fn fire_timers(&self) -> usize {
         let portable = self.shared.fire_portable_timers(Instant::now());
+        portable + self.fire_own_timers()
+    }
+
+    /// Fires this M's due timers (a dedicated thread fires only these: a portable
+    /// timer may hold the last reference to a coroutine that never ran here).
+    fn fire_own_timers(&self) -> usize {
         let mut timers = self.timers.borrow_mut();
         if timers.len() == 0 {
-            return portable;
+            return 0;
         }
         let due: Vec<G> = {
             let mut v = Vec::new();
@@ -522,7 +542,7 @@ impl Worker {
             park::unpark(&g);
         }
         self.urgent.set(false);
-        n + portable
+        n
     }
 
     // ---- queues, called from coroutines and wakers on this thread ----
@@ -689,6 +709,10 @@ impl Worker {
             return;
         }
         if h.migratable {
+            debug_assert!(
+                !self.dedicated,
+                "a migratable coroutine on a dedicated thread"
+            );
             h.home.store(self.index as u32, Ordering::Relaxed);
         }
         let counters = self.counters();
@@ -1108,6 +1132,20 @@ impl Worker {
             return;
         }
         let mut unstarted = Vec::new();
+        if self.dedicated {
+            // Its queues hold its own coroutine and nothing else; the injector and
+            // the migratable coroutines are the workers' to drain, never run here.
+            let timers = self.timers.borrow_mut().clear();
+            drop(timers);
+            let own: Vec<G> = self
+                .remote()
+                .registry
+                .lock()
+                .iter()
+                .map(|e| e.g.clone())
+                .collect();
+            return self.cancel_all(own);
+        }
         if let Some(g) = self.runnext.take() {
             unstarted.push(g);
         }
@@ -1138,6 +1176,12 @@ impl Worker {
         // sees (cancelling twice is harmless) and stays until all have ended, so a
         // wake-up sent to any worker's inbox still finds it running.
         victims.extend(self.shared.migratable.lock().values().map(|e| e.g.clone()));
+        self.cancel_all(victims);
+    }
+
+    /// Cancels `victims`, youngest first, so scoped children unwind before their
+    /// scope.
+    fn cancel_all(&self, mut victims: Vec<G>) {
         victims.sort_by_key(|g| std::cmp::Reverse(g.header.id));
         if cfg!(panic = "abort") {
             // Unwinding would abort the process: the worker stops running anything
