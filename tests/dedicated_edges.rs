@@ -175,13 +175,13 @@ fn a_socket_handed_on_by_a_dedicated_thread_still_wakes_its_reader() {
         .unwrap();
     own.join().unwrap();
     let (got_tx, got_rx) = std::sync::mpsc::channel();
-    let _reader = rt.spawn(move || {
+    let reader = rt.spawn(move || {
         let mut a = sock_rx.recv().unwrap();
         let mut buf = [0u8; 1];
         let n = a.read(&mut buf).unwrap();
         got_tx.send(n).unwrap();
     });
-    // Let the dedicated thread exit and the reader park.
+    // Let the first coroutine's thread exit and the reader park.
     std::thread::sleep(Duration::from_millis(300));
     eprintln!(
         "dedicated threads running: {}",
@@ -190,7 +190,8 @@ fn a_socket_handed_on_by_a_dedicated_thread_still_wakes_its_reader() {
     b.write_all(b"x").unwrap();
     let r = got_rx.recv_timeout(Duration::from_secs(5));
     assert!(r.is_ok(), "the reader on a worker never saw the data");
-    std::mem::forget(rt);
+    reader.join().unwrap();
+    drop(rt);
 }
 
 /// The same hand-off between ordinary coroutines (the control).
@@ -213,13 +214,13 @@ fn a_socket_handed_on_by_a_coroutine_wakes_its_reader() {
         .unwrap();
     own.join().unwrap();
     let (got_tx, got_rx) = std::sync::mpsc::channel();
-    let _reader = rt.spawn(move || {
+    let reader = rt.spawn(move || {
         let mut a = sock_rx.recv().unwrap();
         let mut buf = [0u8; 1];
         let n = a.read(&mut buf).unwrap();
         got_tx.send(n).unwrap();
     });
-    // Let the dedicated thread exit and the reader park.
+    // Let the first coroutine's thread exit and the reader park.
     std::thread::sleep(Duration::from_millis(300));
     eprintln!(
         "dedicated threads running: {}",
@@ -228,7 +229,8 @@ fn a_socket_handed_on_by_a_coroutine_wakes_its_reader() {
     b.write_all(b"x").unwrap();
     let r = got_rx.recv_timeout(Duration::from_secs(5));
     assert!(r.is_ok(), "the reader on a worker never saw the data");
-    std::mem::forget(rt);
+    reader.join().unwrap();
+    drop(rt);
 }
 
 /// A dedicated thread fires only its own timers: a portable timer that holds the
