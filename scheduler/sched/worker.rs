@@ -1141,14 +1141,7 @@ impl Worker {
             // the migratable coroutines are the workers' to drain, never run here.
             let timers = self.timers.borrow_mut().clear();
             drop(timers);
-            let own: Vec<G> = self
-                .remote()
-                .registry
-                .lock()
-                .iter()
-                .map(|e| e.g.clone())
-                .collect();
-            return self.cancel_all(own);
+            return self.cancel_all(self.started_here());
         }
         if let Some(g) = self.runnext.take() {
             unstarted.push(g);
@@ -1169,18 +1162,18 @@ impl Worker {
             }
         }
         drop(self.timers.borrow_mut().clear());
-        let mut victims: Vec<G> = self
-            .remote()
-            .registry
-            .lock()
-            .iter()
-            .map(|e| e.g.clone())
-            .collect();
+        let mut victims = self.started_here();
         // Migratable coroutines belong to no worker: every worker cancels those it
         // sees (cancelling twice is harmless) and stays until all have ended, so a
         // wake-up sent to any worker's inbox still finds it running.
         victims.extend(self.shared.migratable.lock().values().map(|e| e.g.clone()));
         self.cancel_all(victims);
+    }
+
+    /// The started coroutines bound to this M, alive.
+    fn started_here(&self) -> Vec<G> {
+        let reg = self.remote().registry.lock();
+        reg.iter().map(|e| e.g.clone()).collect()
     }
 
     /// Cancels `victims`, youngest first, so scoped children unwind before their
