@@ -106,7 +106,8 @@ pub use blocking::blocking;
 pub use context::{sleep_ctx, CancelHandle, Context, ContextError, Group};
 pub use generator::{Co, Generator, GeneratorState, GENERATOR_STACK_SIZE};
 pub use observe::metrics::{Metrics, WorkerMetrics};
-pub use runtime::builder::{Handle, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
+pub use runtime::builder::{RuntimeBuilder, DEFAULT_STACK_SIZE};
+pub use runtime::handle::{Handle, Runtime};
 pub use runtime::join::{current, Coroutine, CoroutineId, JoinHandle};
 pub use runtime::scope::{scope, Scope, ScopedJoinHandle};
 pub use runtime::spawn::{spawn, Builder};
@@ -200,7 +201,7 @@ pub fn park() {
 /// h.join().unwrap();
 /// ```
 pub fn dump() -> String {
-    runtime::builder::current_or_default().dump()
+    runtime::handle::current_or_default().dump()
 }
 
 /// A snapshot of the caller's runtime's counters (the default runtime outside a
@@ -213,7 +214,7 @@ pub fn dump() -> String {
 /// assert!(!m.workers.is_empty());
 /// ```
 pub fn metrics() -> Metrics {
-    runtime::builder::current_or_default().metrics()
+    runtime::handle::current_or_default().metrics()
 }
 
 /// How deep the calling coroutine's stack has been used so far, in bytes (page

@@ -162,7 +162,7 @@ fn start() -> io::Result<()> {
     // The write end stays open for the life of the process: a handler may use it
     // at any moment.
     WAKE_FD.store(writer.into_raw_fd(), Ordering::SeqCst);
-    crate::runtime::builder::default_handle().spawn(move || relay(reader));
+    crate::runtime::handle::default_handle().spawn(move || relay(reader));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! wires the core (`sched`), the netpoller and observability together.
 
 pub(crate) mod builder;
+pub(crate) mod handle;
 pub(crate) mod join;
 pub(crate) mod scope;
 pub(crate) mod spawn;

@@ -209,7 +209,7 @@ impl<'scope> Scope<'scope, '_> {
         };
         let rt = match &self.rt {
             Some(h) => h.shared.clone(),
-            None => crate::runtime::builder::current_or_default().shared,
+            None => crate::runtime::handle::current_or_default().shared,
         };
         self.data.running.fetch_add(1, Ordering::Relaxed);
         let dedicated = b.is_dedicated();

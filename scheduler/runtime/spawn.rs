@@ -127,7 +127,7 @@ impl Builder {
             Some(r) => r,
             None => {
                 let (b, f) = args.take().expect("taken once");
-                b.spawn_in(&crate::runtime::builder::default_handle().shared, f)
+                b.spawn_in(&crate::runtime::handle::default_handle().shared, f)
             }
         }
     }
