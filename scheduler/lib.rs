@@ -76,8 +76,9 @@
 //!   to another thread, and stderr says which coroutine, whether it computed or was
 //!   blocked in a system call, and the fix ([`yield_now`], [`blocking()`]).
 //!
-//! See `docs/architecture.md` for the design and `docs/safety.md` for the soundness
-//! contract.
+//! See `docs/services.md` for writing a service (patterns and what never to do on a
+//! worker), `docs/architecture.md` for the design and `docs/safety.md` for the
+//! soundness contract.
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
