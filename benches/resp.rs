@@ -18,11 +18,14 @@
 
 mod common;
 
+#[path = "../tests/support/redis.rs"]
+mod redis_support;
+
 use common::{announced, env_or, median, Killed};
-use std::net::{SocketAddr, TcpStream};
+use redis_support::RedisServer;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const SERVERS: [&str; 2] = ["corun", "redis-server"];
 const COMMANDS: [&str; 2] = ["SET", "GET"];
@@ -44,13 +47,22 @@ fn main() {
     let repeat = env_or("RESP_REPEAT", 5).max(1) as usize;
     let example = build_example();
     let mut children: Vec<Killed> = Vec::new();
+    let mut redis = Vec::new();
     let mut ports = Vec::new();
     for server in SERVERS {
-        let (child, port) = match server {
-            "corun" => start_corun(&example),
-            _ => start_redis(),
+        let port = match server {
+            "corun" => {
+                let (child, port) = start_corun(&example);
+                children.push(Killed(child));
+                port
+            }
+            _ => {
+                let r = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+                let port = r.addr.port();
+                redis.push(r);
+                port
+            }
         };
-        children.push(Killed(child));
         ports.push(port);
     }
     // Warm-up: connections, stacks, allocator.
@@ -128,31 +140,6 @@ fn start_corun(example: &Path) -> (Child, u16) {
         .parse()
         .unwrap_or_else(|_| panic!("resp_server announced {line:?}, not an address"));
     (child, addr.port())
-}
-
-/// Starts `redis-server` on a free port, without persistence, and waits until it
-/// accepts connections.
-fn start_redis() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
 }
 
 /// Runs `redis-benchmark -t set,get` and returns SET's and GET's requests/s.

@@ -297,13 +297,10 @@ fn block_on_inside_the_bridged_future_panics() {
 #[test]
 fn block_on_outside_is_named_by_sysmon() {
     let _serial = support::serial();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log = lines.clone();
+    let (route, lines) = support::warning_log();
     let rt = corun::Runtime::builder()
         .workers(1)
-        .warnings(corun::Warnings::Callback(Arc::new(move |l: &str| {
-            log.lock().unwrap().push(l.to_owned())
-        })))
+        .warnings(route)
         .build()
         .unwrap();
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()

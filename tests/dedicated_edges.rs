@@ -157,51 +157,24 @@ fn shutdown_strands_no_migratable_coroutine_on_a_dedicated_thread() {
 /// the dedicated thread has ended (the retired poller's sockets move on).
 #[test]
 fn a_socket_handed_on_by_a_dedicated_thread_still_wakes_its_reader() {
-    use std::io::{Read, Write};
-    let rt = corun::Runtime::builder().workers(1).build().unwrap();
-    let (a, mut b) = corun::net::UnixStream::pair().unwrap();
-    let (sock_tx, sock_rx) = chan::bounded::<corun::net::UnixStream>(1);
-    let own = corun::Builder::new()
-        .dedicated_thread()
-        .spawn_on(rt.handle(), move || {
-            let mut a = a;
-            // One wait here binds it to this thread's poller.
-            a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-            let mut buf = [0u8; 1];
-            assert!(a.read(&mut buf).is_err());
-            a.set_read_timeout(None).unwrap();
-            sock_tx.send(a).unwrap();
-        })
-        .unwrap();
-    own.join().unwrap();
-    let (got_tx, got_rx) = std::sync::mpsc::channel();
-    let reader = rt.spawn(move || {
-        let mut a = sock_rx.recv().unwrap();
-        let mut buf = [0u8; 1];
-        let n = a.read(&mut buf).unwrap();
-        got_tx.send(n).unwrap();
-    });
-    // Let the first coroutine's thread exit and the reader park.
-    std::thread::sleep(Duration::from_millis(300));
-    eprintln!(
-        "dedicated threads running: {}",
-        rt.metrics().dedicated_threads
-    );
-    b.write_all(b"x").unwrap();
-    let r = got_rx.recv_timeout(Duration::from_secs(5));
-    assert!(r.is_ok(), "the reader on a worker never saw the data");
-    reader.join().unwrap();
-    drop(rt);
+    hand_a_socket_on(corun::Builder::new().dedicated_thread());
 }
 
 /// The same hand-off between ordinary coroutines (the control).
 #[test]
 fn a_socket_handed_on_by_a_coroutine_wakes_its_reader() {
+    hand_a_socket_on(corun::Builder::new());
+}
+
+/// A coroutine built by `first` waits on a socket once (binding it to its thread's
+/// poller), then hands it to a coroutine on a worker, which must see data written
+/// after the first one has ended.
+fn hand_a_socket_on(first: corun::Builder) {
     use std::io::{Read, Write};
     let rt = corun::Runtime::builder().workers(1).build().unwrap();
     let (a, mut b) = corun::net::UnixStream::pair().unwrap();
     let (sock_tx, sock_rx) = chan::bounded::<corun::net::UnixStream>(1);
-    let own = corun::Builder::new()
+    let own = first
         .spawn_on(rt.handle(), move || {
             let mut a = a;
             // One wait here binds it to this thread's poller.

@@ -231,13 +231,10 @@ fn child_warnings() {
 /// whatever the route.
 #[test]
 fn warnings_go_to_the_callback_and_are_counted() {
-    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let log = lines.clone();
+    let (route, lines) = support::warning_log();
     let rt = corun::Runtime::builder()
         .workers(1)
-        .warnings(corun::Warnings::Callback(Arc::new(move |l: &str| {
-            log.lock().unwrap().push(l.to_owned())
-        })))
+        .warnings(route)
         .build()
         .unwrap();
     rt.spawn(|| std::thread::sleep(Duration::from_millis(200)))

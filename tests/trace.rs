@@ -8,7 +8,7 @@ mod support;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CHILDREN: usize = 200;
@@ -375,15 +375,12 @@ fn the_time_bound_writes_the_trace_while_the_runtime_runs() {
 
 #[test]
 fn a_trace_file_that_cannot_be_created_is_reported_and_the_runtime_runs() {
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log = seen.clone();
+    let (route, seen) = support::warning_log();
     let bad = Path::new("/nonexistent-corun-dir/trace.json");
     let rt = corun::Runtime::builder()
         .workers(1)
         .trace(bad)
-        .warnings(corun::Warnings::Callback(Arc::new(move |l: &str| {
-            log.lock().unwrap().push(l.to_owned());
-        })))
+        .warnings(route)
         .build()
         .unwrap();
     assert_eq!(rt.block_on(|| 6 * 7), 42);

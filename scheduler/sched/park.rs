@@ -24,6 +24,7 @@
 use super::context;
 use super::task::{Request, Task, G, NOTIFIED, PARKED, QUEUED, RUNNING};
 pub(crate) use super::wait::Reason;
+#[cfg(feature = "tokio")]
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -202,6 +203,9 @@ pub(crate) fn yield_now() {
     }
 }
 
+// Only the tokio bridge holds a `NoSwitch`: without the feature nothing can be set,
+// and the check costs a park or a yield nothing.
+#[cfg(feature = "tokio")]
 thread_local! {
     /// Why the coroutine running on this thread must not switch now, if it must not
     /// (std's thread-local under loom too: no model sets it).
@@ -212,31 +216,39 @@ thread_local! {
 /// `why` instead: `await_future` holds one around each poll it makes inside tokio's
 /// context, which a switch would hand to the next coroutine. Plain threads may park.
 /// The coroutine cannot switch while it lives, so it stays on this thread.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+#[cfg(feature = "tokio")]
 pub(crate) struct NoSwitch(Option<&'static str>);
 
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+#[cfg(feature = "tokio")]
 impl NoSwitch {
     pub(crate) fn new(why: &'static str) -> NoSwitch {
         NoSwitch(swap_no_switch(Some(why)))
     }
 }
 
+#[cfg(feature = "tokio")]
 impl Drop for NoSwitch {
     fn drop(&mut self) {
         swap_no_switch(self.0);
     }
 }
 
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio bridge
+#[cfg(feature = "tokio")]
 #[inline(never)]
 fn swap_no_switch(why: Option<&'static str>) -> Option<&'static str> {
     NO_SWITCH.with(|c| c.replace(why))
 }
 
 /// Panics if a [`NoSwitch`] is held: called by a coroutine about to switch.
-#[inline(never)]
+#[inline(always)]
 fn no_switch_check() {
+    #[cfg(feature = "tokio")]
+    no_switch_held();
+}
+
+#[cfg(feature = "tokio")]
+#[inline(never)]
+fn no_switch_held() {
     if let Some(why) = NO_SWITCH.with(Cell::get) {
         panic!("{why}");
     }
@@ -245,8 +257,19 @@ fn no_switch_check() {
 /// Whether no [`NoSwitch`] is held on this thread (the budget skips its yield
 /// then; `await_future` does not enter tokio's context twice).
 #[cfg_attr(loom, allow(dead_code))] // the budget does not yield under loom
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn may_switch() -> bool {
+    #[cfg(feature = "tokio")]
+    return no_switch_clear();
+    #[cfg(not(feature = "tokio"))]
+    true
+}
+
+// The thread-local is read behind `inline(never)`, as `context.rs` reads its own: a
+// migratable coroutine must not reuse an address cached before a switch.
+#[cfg(feature = "tokio")]
+#[inline(never)]
+fn no_switch_clear() -> bool {
     NO_SWITCH.with(Cell::get).is_none()
 }
 

@@ -237,6 +237,16 @@ pub fn under_sanitizer() -> bool {
     std::env::var_os("CORUN_SANITIZER").is_some()
 }
 
+/// A warnings route that collects every line, and the lines collected so far.
+pub fn warning_log() -> (corun::Warnings, std::sync::Arc<Mutex<Vec<String>>>) {
+    let lines = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = lines.clone();
+    let route = corun::Warnings::Callback(std::sync::Arc::new(move |l: &str| {
+        log.lock().unwrap().push(l.to_owned())
+    }));
+    (route, lines)
+}
+
 /// Serializes the tests of one binary that measure time or CPU use; a test that
 /// panicked while holding it does not poison it for the others.
 pub fn serial() -> MutexGuard<'static, ()> {

@@ -2,8 +2,8 @@
 //! `redis-server` on a free loopback port, killed on drop), and a small blocking
 //! RESP client over `corun::net::TcpStream`.
 //!
-//! Shared by `tests/redis.rs`, `examples/redis_service.rs` and `benches/bridge.rs`
-//! through `#[path]`; none uses all of it.
+//! Shared by `tests/redis.rs`, `examples/redis_service.rs`, `benches/bridge.rs` and
+//! `benches/resp.rs` through `#[path]`; none uses all of it.
 #![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
