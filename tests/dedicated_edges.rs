@@ -383,3 +383,120 @@ fn the_tokio_reactor_does_not_inherit_a_dedicated_threads_signal_mask() {
         "tokio's threads inherited the dedicated thread's mask"
     );
 }
+
+fn tcp_pair() -> (std::net::TcpStream, corun::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (peer, corun::net::TcpStream::from_std(s).unwrap())
+}
+
+/// Waits (up to 5 s) in its destructor for a reader on a worker.
+struct WaitsForReader(
+    std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    Arc<AtomicI64>,
+);
+
+impl Drop for WaitsForReader {
+    fn drop(&mut self) {
+        let r = self.0.lock().unwrap().recv_timeout(Duration::from_secs(5));
+        self.1.store(i64::from(r.is_ok()), Ordering::SeqCst);
+    }
+}
+
+/// A dedicated coroutine's result dropped as its thread ends (a timer held the
+/// last reference) may wait for a reader of a socket it handed on: the socket has
+/// moved to a polled poller by then.
+#[test]
+fn sockets_move_on_before_a_dedicated_threads_last_destructors() {
+    use std::io::{Read, Write};
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .extra_threads(0)
+        .build()
+        .unwrap();
+    let (mut peer, s) = tcp_pair();
+    let (hand_tx, hand_rx) = chan::bounded::<corun::net::TcpStream>(1);
+    let (kick_tx, kick_rx) = chan::bounded::<()>(1);
+    let (sig_tx, sig_rx) = std::sync::mpsc::channel::<()>();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<()>();
+    let reader_seen = Arc::new(AtomicI64::new(-1));
+    let seen = reader_seen.clone();
+    let reader = rt.spawn(move || {
+        let s = hand_rx.recv().unwrap();
+        let mut b = [0u8; 1];
+        let _ = (&s).read(&mut b);
+        let _ = sig_tx.send(());
+    });
+    let d = corun::Builder::new()
+        .dedicated_thread()
+        .spawn_on(rt.handle(), move || {
+            // One wait binds the socket to this thread's poller.
+            bound_tx.send(()).unwrap();
+            let mut b = [0u8; 1];
+            (&s).read_exact(&mut b).unwrap();
+            // A wait with a deadline, ended early: its timer keeps a reference.
+            let _ = kick_rx.recv_timeout(Duration::from_secs(20));
+            hand_tx.send(s).unwrap();
+            WaitsForReader(std::sync::Mutex::new(sig_rx), seen)
+        })
+        .unwrap();
+    bound_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    peer.write_all(b"a").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(d); // detached: the timer holds the last reference to the result
+    kick_tx.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    peer.write_all(b"b").unwrap();
+    let ok = support_wait(|| reader_seen.load(Ordering::SeqCst) >= 0);
+    assert!(ok, "the result was never dropped");
+    assert_eq!(
+        reader_seen.load(Ordering::SeqCst),
+        1,
+        "the destructor waited 5 s for a reader that never woke"
+    );
+    reader.join().unwrap();
+}
+
+/// A coroutine that starts a socket read after its runtime began shutting down is
+/// cancelled there (it used to rebind the socket for ever, at full CPU).
+#[test]
+fn a_read_after_shutdown_began_is_cancelled() {
+    use std::io::Read;
+    let rt = corun::Runtime::builder()
+        .workers(1)
+        .extra_threads(0)
+        .build()
+        .unwrap();
+    let (_peer, s) = tcp_pair();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let _h = rt.spawn(move || {
+        go_tx.send(()).unwrap();
+        // Holds the worker until the drop below has begun.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut b = [0u8; 1];
+        let _ = (&s).read(&mut b);
+    });
+    go_rx.recv().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "Runtime::drop did not return"
+    );
+}
+
+fn support_wait(mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}

@@ -30,7 +30,7 @@ use crate::sched::shared::Shared;
 use readiness::{Dir, Readiness};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +65,7 @@ pub(crate) struct NetRemote {
     /// Bumped when a dedicated thread that polled this retires (`Driver::retire`):
     /// a descriptor bound at an older generation is polled by nobody, and moves to
     /// the poller of the next coroutine that waits on it.
-    generation: AtomicU32,
+    generation: AtomicU64,
     /// A dedicated slot's poller keeps what is registered with it, to wake their
     /// waiters when its thread retires (a worker's does not: it never retires).
     tracked: Option<crate::loom::sync::Mutex<Tracked>>,
@@ -82,7 +82,7 @@ pub(crate) fn new(dedicated: bool) -> io::Result<Io> {
         waker,
         registered: AtomicUsize::new(0),
         released: crate::loom::sync::Mutex::new(Vec::new()),
-        generation: AtomicU32::new(0),
+        generation: AtomicU64::new(0),
         tracked: dedicated.then(|| crate::loom::sync::Mutex::new(Vec::new())),
     });
     let poller = Poller {
@@ -120,7 +120,7 @@ impl NetRemote {
     }
 
     /// Which generation of its thread the poller serves (see `generation`).
-    pub(crate) fn generation(&self) -> u32 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 

@@ -29,7 +29,7 @@ struct Binding {
     worker: usize,
     /// The poller's generation then: a dedicated thread's poller that retired since
     /// is polled by nobody.
-    generation: u32,
+    generation: u64,
 }
 
 impl Binding {
@@ -75,6 +75,10 @@ impl IoSource {
         crate::sched::budget::consume();
         // Registered with the interrupt only once a wait is needed.
         let mut watch = None;
+        // Bound by this call: wait on it even if it is not `live` (a runtime that
+        // is shutting down), or the loop would rebind for ever without reaching
+        // `park` and its cancellation point.
+        let mut bound_here = false;
         loop {
             let ready = self.ready.get();
             let seen = ready.map_or(0, |r| r.seq(dir));
@@ -98,11 +102,12 @@ impl IoSource {
                 continue;
             }
             let ready = match ready {
-                Some(r) if self.is_bound() => r,
+                Some(r) if bound_here || self.is_bound() => r,
                 _ => {
                     // Registered now: an edge for data that is already there bumps
                     // `seq` past `seen`; simplest is to try once more before waiting.
                     self.bind()?;
+                    bound_here = true;
                     continue;
                 }
             };

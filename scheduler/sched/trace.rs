@@ -214,6 +214,10 @@ impl Trace {
     pub(crate) fn halt(&self, why: Stop) -> bool {
         // Under a lock, so that a caller that loses the race (and goes on to write
         // the file) finds the winner's reason and time already stored.
+        if self.stopped.load(Ordering::Relaxed) {
+            // Every record past the time bound comes here: no lock for those.
+            return false;
+        }
         let _one = self.halting.lock();
         if self.stopped.load(Ordering::SeqCst) {
             return false;

@@ -325,13 +325,14 @@ impl Worker {
         // What it still holds goes now, while this is still its worker (a timer may
         // hold the last reference to its coroutine, whose result's destructor is
         // user code), and before the slot is free for the next thread.
+        // Sockets still registered here (handed to other coroutines) move on first:
+        // the destructors below are user code and may wait for their readers.
+        self.poller.borrow_mut().retire();
         // Taken out first: no cell is borrowed while that code runs.
         let timers = self.timers.borrow_mut().clear();
         let woken = std::mem::take(&mut *self.woken.borrow_mut());
         let pinned = std::mem::take(&mut *self.pinned.borrow_mut());
         drop((timers, self.runnext.take(), woken, pinned));
-        // Sockets still registered here (handed to other coroutines) move on.
-        self.poller.borrow_mut().retire();
         self.counters().note_sleep(self.shared.epoch);
     }
 

@@ -37,7 +37,8 @@ impl Worker {
                 self.abandon(&g, Box::new(crate::Cancelled));
             }
         }
-        drop(self.timers.borrow_mut().clear());
+        let timers = self.timers.borrow_mut().clear();
+        drop(timers);
         let mut victims = self.started_here();
         // Migratable coroutines belong to no worker: every worker cancels those it
         // sees (cancelling twice is harmless) and stays until all have ended, so a
